@@ -1,0 +1,1 @@
+//! heartbeat-core on tokio WebSockets.

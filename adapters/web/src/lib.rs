@@ -1,0 +1,1 @@
+//! heartbeat-core in the browser.

@@ -1,0 +1,171 @@
+//! Configuration of both sides and of the network they run on, with safe defaults.
+//!
+//! Durations are written as human strings in files (`"30s"`, `"1500ms"`). Validation lives in
+//! [`crate::validate`]; the formulas it checks are derived in `docs/invariants.md`.
+
+use core::time::Duration;
+use serde::{Deserialize, Serialize};
+
+use crate::time::serde_duration;
+
+/// The frontend's heartbeat settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientConfig {
+    /// How often the client sends a ping while connected.
+    #[serde(with = "serde_duration")]
+    pub ping_interval: Duration,
+    /// How long after a ping the client waits for any sign of life before counting a miss.
+    /// At most `ping_interval`: one ping is in flight at a time.
+    #[serde(with = "serde_duration")]
+    pub pong_timeout: Duration,
+    /// Consecutive misses after which the status becomes Slow (a warning, nothing is torn down).
+    pub slow_threshold: u32,
+    /// Consecutive misses after which the client gives up and reconnects.
+    pub max_missed_pongs: u32,
+    /// A timer that fires later than this past its deadline means the client itself was stalled
+    /// (background tab, sleeping laptop): the stalled time is not counted as missed pongs.
+    #[serde(with = "serde_duration")]
+    pub stall_threshold: Duration,
+    /// How long opening a connection may take before the attempt counts as failed.
+    #[serde(with = "serde_duration")]
+    pub connect_timeout: Duration,
+    /// Cap of the first reconnect delay; each further attempt doubles it (full jitter).
+    #[serde(with = "serde_duration")]
+    pub backoff_initial: Duration,
+    /// Largest reconnect delay cap.
+    #[serde(with = "serde_duration")]
+    pub backoff_max: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            ping_interval: Duration::from_secs(15),
+            pong_timeout: Duration::from_secs(10),
+            slow_threshold: 2,
+            max_missed_pongs: 4,
+            stall_threshold: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(10),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The backend's heartbeat settings, per connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// How often the server sends its own ping. Its pings leave on schedule even when the
+    /// server is too busy to answer quickly; they are what keeps a client from reconnecting.
+    #[serde(with = "serde_duration")]
+    pub ping_interval: Duration,
+    /// The server closes a connection from which nothing has been read for this long.
+    #[serde(with = "serde_duration")]
+    pub idle_timeout: Duration,
+    /// A client ping that arrives sooner than this after the previous one is a strike. Zero
+    /// disables flood policing.
+    #[serde(with = "serde_duration")]
+    pub min_client_ping_interval: Duration,
+    /// More than this many consecutive strikes close the connection (too many pings).
+    pub max_ping_strikes: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            ping_interval: Duration::from_secs(25),
+            idle_timeout: Duration::from_secs(60),
+            min_client_ping_interval: Duration::from_secs(5),
+            max_ping_strikes: 2,
+        }
+    }
+}
+
+/// What the deployment promises about the world; the guarantees hold while these do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkAssumptions {
+    /// Largest one-way delivery delay of a message, in either direction.
+    #[serde(with = "serde_duration")]
+    pub max_latency: Duration,
+    /// Largest delay between the server reading a ping and sending the pong, under normal load
+    /// (the story's AC3 says 5 s). Under overload pongs may be later; the server's own pings
+    /// still leave on schedule.
+    #[serde(with = "serde_duration")]
+    pub max_server_delay: Duration,
+    /// Largest lateness of the client's timers (event-loop jitter) in normal operation.
+    #[serde(with = "serde_duration")]
+    pub max_timer_lateness: Duration,
+}
+
+impl Default for NetworkAssumptions {
+    fn default() -> Self {
+        NetworkAssumptions {
+            max_latency: Duration::from_secs(2),
+            max_server_delay: Duration::from_secs(5),
+            max_timer_lateness: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Both sides and the network: the unit that validation and the model checker reason about.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The frontend.
+    pub client: ClientConfig,
+    /// The backend.
+    pub server: ServerConfig,
+    /// The assumptions under which the guarantees hold.
+    pub network: NetworkAssumptions,
+}
+
+/// The guarantees a valid configuration gives, in plain numbers (see docs/invariants.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Guarantees {
+    /// The longest stretch without any sign of life the client accepts before reconnecting:
+    /// `(max_missed_pongs - 1) * client.ping_interval + client.pong_timeout`.
+    pub client_tolerance: Duration,
+    /// From the server's death (or a network cut) to the client's reconnect request, at most.
+    pub detection_bound: Duration,
+    /// The slow warning comes at least this long before a heartbeat reconnect.
+    pub warning_lead: Duration,
+    /// A Slow period ends (Recovered or reconnect) within this long.
+    pub slow_bound: Duration,
+    /// From the client's death to the server closing the connection, at most.
+    pub server_detection_bound: Duration,
+}
+
+impl Config {
+    /// The guarantees this configuration gives, whether or not it is valid; callers show them
+    /// only for a valid configuration.
+    #[must_use]
+    pub fn guarantees(&self) -> Guarantees {
+        let c = &self.client;
+        let n = &self.network;
+        let p = c.ping_interval;
+        let t = c.pong_timeout;
+        let l = n.max_timer_lateness;
+        let missed = c.max_missed_pongs;
+        let gap = c.max_missed_pongs.saturating_sub(c.slow_threshold);
+        let lead_a = p.saturating_mul(gap).saturating_sub(l);
+        let lead_b = p.saturating_mul(gap.saturating_sub(1)).saturating_add(t);
+        Guarantees {
+            client_tolerance: p.saturating_mul(missed.saturating_sub(1)).saturating_add(t),
+            detection_bound: n
+                .max_latency
+                .saturating_add(p.saturating_add(l).saturating_mul(missed))
+                .saturating_add(t)
+                .saturating_add(l),
+            warning_lead: if gap == 0 {
+                Duration::ZERO
+            } else {
+                lead_a.max(lead_b)
+            },
+            slow_bound: p.saturating_add(l).saturating_mul(gap).saturating_add(l),
+            server_detection_bound: self.server.idle_timeout.saturating_add(n.max_latency),
+        }
+    }
+}

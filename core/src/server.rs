@@ -1,0 +1,271 @@
+//! The backend's heartbeat, one per connection: answers pings at once, sends its own on
+//! schedule, closes idle connections and ping floods.
+//!
+//! Kept small (at most 64 bytes) so that a server holds a million of them in cache-friendly
+//! memory. Never reads a clock and never touches a socket.
+
+use core::time::Duration;
+
+use crate::config::ServerConfig;
+use crate::time::Instant;
+use crate::validate::ConfigErrors;
+use crate::wire::Message;
+
+/// Why the server closed a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// Nothing was read from the client for `idle_timeout`.
+    IdleTimeout,
+    /// The client sent more than `max_ping_strikes` consecutive pings closer together than
+    /// `min_client_ping_interval`.
+    TooManyPings,
+}
+
+impl CloseReason {
+    /// The WebSocket close code adapters send: 1011 for an idle (dead) peer, as Python's
+    /// `websockets` does for a keepalive timeout; 1008 (policy violation) for a ping flood.
+    #[must_use]
+    pub const fn close_code(self) -> u16 {
+        match self {
+            CloseReason::IdleTimeout => 1011,
+            CloseReason::TooManyPings => 1008,
+        }
+    }
+
+    /// A short text for the close frame and logs.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::TooManyPings => "too_many_pings",
+        }
+    }
+}
+
+/// Something the server's caller must act on or may want to record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ServerEvent {
+    /// Close the socket with this reason ([`CloseReason::close_code`]); the server is done.
+    Close(CloseReason),
+    /// A round-trip time, from a pong that answered the server's latest ping.
+    Rtt(Duration),
+    /// A client ping came too soon after the previous one.
+    Strike {
+        /// Consecutive strikes so far.
+        strikes: u32,
+    },
+}
+
+mod pending {
+    pub(super) const PONG: u8 = 1 << 0;
+    pub(super) const PING: u8 = 1 << 1;
+    pub(super) const CLOSE: u8 = 1 << 2;
+    pub(super) const RTT: u8 = 1 << 3;
+    pub(super) const STRIKE: u8 = 1 << 4;
+    /// The server's latest ping has not been answered yet.
+    pub(super) const AWAITING: u8 = 1 << 5;
+    /// A client ping has been seen (so `last_client_ping` is meaningful).
+    pub(super) const SEEN_PING: u8 = 1 << 6;
+    /// Closed: terminal.
+    pub(super) const CLOSED: u8 = 1 << 7;
+}
+
+/// The backend's heartbeat state machine for one connection.
+///
+/// # Driving it
+/// Create it when the connection is accepted. After every `handle_*` call drain, in order:
+/// [`Server::poll_transmit`] (a pong answering the client comes before the server's own ping),
+/// [`Server::poll_event`] (close, RTT, strikes), then [`Server::poll_timeout`]. A pong is queued
+/// by the very call that takes the ping, never by a timer. A `now` older than one already seen is
+/// treated as the latest one seen.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Server {
+    now: Instant,
+    last_read: Instant,
+    next_ping: Instant,
+    last_client_ping: Instant,
+    pong_seq: u64,
+    ping_ms: u32,
+    idle_ms: u32,
+    min_client_ping_ms: u32,
+    rtt_us: u32,
+    next_seq: u32,
+    max_strikes: u16,
+    strikes: u16,
+    close: CloseReason,
+    bits: u8,
+}
+
+fn ms(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+impl Server {
+    /// A server for a connection accepted at `now`.
+    ///
+    /// # Errors
+    /// The config's own rules ([`ServerConfig::validate`]).
+    pub fn new(config: &ServerConfig, now: Instant) -> Result<Server, ConfigErrors> {
+        config.validate().into_result()?;
+        let ping_ms = ms(config.ping_interval);
+        Ok(Server {
+            now,
+            last_read: now,
+            next_ping: now.plus_ms(ping_ms),
+            last_client_ping: now,
+            pong_seq: 0,
+            ping_ms,
+            idle_ms: ms(config.idle_timeout),
+            min_client_ping_ms: ms(config.min_client_ping_interval),
+            rtt_us: 0,
+            next_seq: 0,
+            // Validation bounds the count by MAX_COUNT.
+            max_strikes: config.max_ping_strikes as u16,
+            strikes: 0,
+            close: CloseReason::IdleTimeout,
+            bits: 0,
+        })
+    }
+
+    /// True once the server has asked to close; it then ignores every input.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.bits & pending::CLOSED != 0
+    }
+
+    /// Consecutive ping strikes so far.
+    #[must_use]
+    pub fn strikes(&self) -> u32 {
+        u32::from(self.strikes)
+    }
+
+    /// A heartbeat message arrived from the client. A ping is answered from this very call.
+    pub fn handle_message(&mut self, now: Instant, message: Message) {
+        let now = self.read(now);
+        if self.is_closed() {
+            return;
+        }
+        match message {
+            Message::Ping { seq } => {
+                let seen = self.bits & pending::SEEN_PING != 0;
+                let gap = now.saturating_duration_since(self.last_client_ping);
+                self.last_client_ping = now;
+                self.bits |= pending::SEEN_PING;
+                if seen && gap < Duration::from_millis(u64::from(self.min_client_ping_ms)) {
+                    self.strikes = self.strikes.saturating_add(1);
+                    self.bits |= pending::STRIKE;
+                    if self.strikes > self.max_strikes {
+                        self.shut(CloseReason::TooManyPings);
+                        return;
+                    }
+                } else {
+                    self.strikes = 0;
+                }
+                self.pong_seq = seq;
+                self.bits |= pending::PONG;
+            }
+            Message::Pong { seq } => {
+                let latest = self.next_seq.wrapping_sub(1);
+                if self.bits & pending::AWAITING != 0 && u64::from(latest) == seq {
+                    let sent = self
+                        .next_ping
+                        .saturating_sub(Duration::from_millis(u64::from(self.ping_ms)));
+                    let rtt = now.saturating_duration_since(sent);
+                    self.rtt_us = u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX);
+                    self.bits = (self.bits & !pending::AWAITING) | pending::RTT;
+                }
+            }
+        }
+    }
+
+    /// Application data arrived from the client: it is alive.
+    pub fn handle_read(&mut self, now: Instant) {
+        self.read(now);
+    }
+
+    /// Time passed: close an idle connection, or send the server's own ping.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.advance(now);
+        if self.is_closed() {
+            return;
+        }
+        if now >= self.last_read.plus_ms(self.idle_ms) {
+            self.shut(CloseReason::IdleTimeout);
+            return;
+        }
+        if now >= self.next_ping {
+            self.next_ping = now.plus_ms(self.ping_ms);
+            self.next_seq = self.next_seq.wrapping_add(1);
+            self.bits |= pending::PING | pending::AWAITING;
+        }
+    }
+
+    /// The next heartbeat message to write to the socket.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Message> {
+        if self.take(pending::PONG) {
+            return Some(Message::Pong { seq: self.pong_seq });
+        }
+        if self.take(pending::PING) {
+            return Some(Message::Ping {
+                seq: u64::from(self.next_seq.wrapping_sub(1)),
+            });
+        }
+        None
+    }
+
+    /// The next event: close first, then strikes, then RTT.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        if self.take(pending::CLOSE) {
+            return Some(ServerEvent::Close(self.close));
+        }
+        if self.take(pending::STRIKE) {
+            return Some(ServerEvent::Strike {
+                strikes: u32::from(self.strikes),
+            });
+        }
+        if self.take(pending::RTT) {
+            return Some(ServerEvent::Rtt(Duration::from_micros(u64::from(
+                self.rtt_us,
+            ))));
+        }
+        None
+    }
+
+    /// When to call [`Server::handle_timeout`] next; `None` once closed.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_closed() {
+            return None;
+        }
+        Some(self.next_ping.min(self.last_read.plus_ms(self.idle_ms)))
+    }
+
+    fn advance(&mut self, now: Instant) -> Instant {
+        self.now = self.now.max(now);
+        self.now
+    }
+
+    fn read(&mut self, now: Instant) -> Instant {
+        let now = self.advance(now);
+        if !self.is_closed() {
+            self.last_read = now;
+        }
+        now
+    }
+
+    fn take(&mut self, bit: u8) -> bool {
+        let had = self.bits & bit != 0;
+        self.bits &= !bit;
+        had
+    }
+
+    fn shut(&mut self, reason: CloseReason) {
+        self.close = reason;
+        self.bits = (self.bits & !(pending::PONG | pending::PING | pending::AWAITING))
+            | pending::CLOSE
+            | pending::CLOSED;
+    }
+}
