@@ -91,8 +91,8 @@ pub struct Server {
     min_client_ping_ms: u32,
     rtt_us: u32,
     next_seq: u32,
-    max_strikes: u16,
-    strikes: u16,
+    max_strikes: u8,
+    strikes: u8,
     close: CloseReason,
     bits: u8,
 }
@@ -120,8 +120,8 @@ impl Server {
             min_client_ping_ms: ms(config.min_client_ping_interval),
             rtt_us: 0,
             next_seq: 0,
-            // Validation bounds the count by MAX_COUNT.
-            max_strikes: config.max_ping_strikes as u16,
+            // Validation bounds the count by MAX_PING_STRIKES.
+            max_strikes: config.max_ping_strikes as u8,
             strikes: 0,
             close: CloseReason::IdleTimeout,
             bits: 0,

@@ -11,8 +11,10 @@ use crate::time::HumanDuration as H;
 
 /// Longest duration any setting may have. Longer values are almost certainly a unit mistake.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
-/// Largest miss count or strike count accepted.
+/// Largest miss count accepted.
 pub const MAX_COUNT: u32 = 1000;
+/// Largest `server.max_ping_strikes` accepted (the server keeps its strikes in a byte).
+pub const MAX_PING_STRIKES: u32 = 255;
 
 /// A rule the configuration breaks. Each message names the fields, the rule and the numbers.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -253,13 +255,13 @@ impl Check<'_> {
         }
     }
 
-    fn count(&mut self, field: &'static str, value: u32, min: u32) {
-        if !(min..=MAX_COUNT).contains(&value) {
+    fn count(&mut self, field: &'static str, value: u32, min: u32, max: u32) {
+        if !(min..=max).contains(&value) {
             self.0.push(ConfigError::CountOutOfRange {
                 field,
                 value,
                 min,
-                max: MAX_COUNT,
+                max,
             });
         }
     }
@@ -275,8 +277,13 @@ impl ClientConfig {
         c.duration("client.connect_timeout", self.connect_timeout, false);
         c.duration("client.backoff_initial", self.backoff_initial, false);
         c.duration("client.backoff_max", self.backoff_max, false);
-        c.count("client.slow_threshold", self.slow_threshold, 1);
-        c.count("client.max_missed_pongs", self.max_missed_pongs, 2);
+        c.count("client.slow_threshold", self.slow_threshold, 1, MAX_COUNT);
+        c.count(
+            "client.max_missed_pongs",
+            self.max_missed_pongs,
+            2,
+            MAX_COUNT,
+        );
         if self.slow_threshold >= self.max_missed_pongs {
             errors.push(ConfigError::SlowNotBeforeReconnect {
                 slow_threshold: self.slow_threshold,
@@ -317,7 +324,12 @@ impl ServerConfig {
             self.min_client_ping_interval,
             true,
         );
-        c.count("server.max_ping_strikes", self.max_ping_strikes, 0);
+        c.count(
+            "server.max_ping_strikes",
+            self.max_ping_strikes,
+            0,
+            MAX_PING_STRIKES,
+        );
     }
 
     /// Checks the server's own rules (not the ones that relate it to a client and a network).
