@@ -268,8 +268,8 @@ impl Check<'_> {
 }
 
 impl ClientConfig {
-    /// The rules the client's settings must satisfy on their own.
-    pub(crate) fn check(&self, errors: &mut Vec<ConfigError>) {
+    /// The range of each of the client's settings.
+    fn check_ranges(&self, errors: &mut Vec<ConfigError>) {
         let mut c = Check(errors);
         c.duration("client.ping_interval", self.ping_interval, false);
         c.duration("client.pong_timeout", self.pong_timeout, false);
@@ -284,6 +284,10 @@ impl ClientConfig {
             2,
             MAX_COUNT,
         );
+    }
+
+    /// The rules that relate the client's settings to each other.
+    fn check_relations(&self, errors: &mut Vec<ConfigError>) {
         if self.slow_threshold >= self.max_missed_pongs {
             errors.push(ConfigError::SlowNotBeforeReconnect {
                 slow_threshold: self.slow_threshold,
@@ -305,17 +309,23 @@ impl ClientConfig {
     }
 
     /// Checks the client's own rules (not the ones that relate it to a server and a network).
+    ///
+    /// Relations between settings are checked once every setting is in range: they mean
+    /// nothing on a zero or absurd value.
     #[must_use]
     pub fn validate(&self) -> Validation {
         let mut v = Validation::default();
-        self.check(&mut v.errors);
+        self.check_ranges(&mut v.errors);
+        if v.errors.is_empty() {
+            self.check_relations(&mut v.errors);
+        }
         v
     }
 }
 
 impl ServerConfig {
-    /// The rules the server's settings must satisfy on their own.
-    pub(crate) fn check(&self, errors: &mut Vec<ConfigError>) {
+    /// The range of each of the server's settings (it has no relations of its own).
+    fn check_ranges(&self, errors: &mut Vec<ConfigError>) {
         let mut c = Check(errors);
         c.duration("server.ping_interval", self.ping_interval, false);
         c.duration("server.idle_timeout", self.idle_timeout, false);
@@ -336,13 +346,13 @@ impl ServerConfig {
     #[must_use]
     pub fn validate(&self) -> Validation {
         let mut v = Validation::default();
-        self.check(&mut v.errors);
+        self.check_ranges(&mut v.errors);
         v
     }
 }
 
 impl NetworkAssumptions {
-    fn check(&self, errors: &mut Vec<ConfigError>) {
+    fn check_ranges(&self, errors: &mut Vec<ConfigError>) {
         let mut c = Check(errors);
         c.duration("network.max_latency", self.max_latency, true);
         c.duration("network.max_server_delay", self.max_server_delay, true);
@@ -355,12 +365,19 @@ impl Config {
     ///
     /// A configuration without errors gives the guarantees in [`Config::guarantees`] while the
     /// network assumptions hold; `heartbeat check` proves it with a model checker.
+    ///
+    /// Relations between settings are checked once every setting is in range: they mean
+    /// nothing on a zero or absurd value.
     #[must_use]
     pub fn validate(&self) -> Validation {
         let mut v = Validation::default();
-        self.client.check(&mut v.errors);
-        self.server.check(&mut v.errors);
-        self.network.check(&mut v.errors);
+        self.client.check_ranges(&mut v.errors);
+        self.server.check_ranges(&mut v.errors);
+        self.network.check_ranges(&mut v.errors);
+        if !v.errors.is_empty() {
+            return v;
+        }
+        self.client.check_relations(&mut v.errors);
         let (c, s, n) = (&self.client, &self.server, &self.network);
 
         let round_trip = n
