@@ -1,1 +1,139 @@
-//! heartbeat-core on tokio WebSockets.
+//! heartbeat-core on tokio WebSockets (tokio-tungstenite): a server side whose pongs stay fast
+//! while the application is busy, and a client side that reconnects the way the core says.
+//!
+//! # Design: pongs never wait for application work
+//! The story's backend answered pings on the same event loop that processed market data, so
+//! pongs queued behind data. Here:
+//!
+//! - Each served connection has a **reader** task and a **writer** task ([`server`]). The reader
+//!   takes heartbeats out before anything reaches the application: a JSON ping is answered by
+//!   the core from the call that reads it and the pong is handed to the writer at once; protocol
+//!   Ping frames are answered by tungstenite on the next read. The writer writes heartbeat frames
+//!   ahead of every queued application frame, and sends the server's own pings on schedule.
+//! - Application messages leave the reader through a **bounded channel**
+//!   ([`ServerConnection::messages`]). The adapter never calls application code, so application
+//!   work cannot run on the tasks that read sockets and answer pings.
+//! - Put those tasks on a runtime that does nothing else: [`IoThread`] is a one-thread tokio
+//!   runtime on its own OS thread for the accept loop and every connection's reader and writer.
+//!   Consume the messages on your own runtime or thread pool (`spawn_blocking`, rayon). When
+//!   handlers saturate every core, the I/O thread still gets scheduled by the OS on each
+//!   readiness event, which is milliseconds, not a queue of 20 ms jobs.
+//!
+//! # Backpressure, honestly
+//! When a connection's inbound channel is full, its reader stops reading: TCP flow control then
+//! slows that peer down, and that peer's own pings wait behind its own unread data (TCP is in
+//! order, nothing can jump ahead of bytes not yet read). Other connections are not affected: each
+//! has its own reader and channel. While a reader is held up this way the connection is not idle
+//! (data is waiting), so the adapter tells the core it read something, and the server's own
+//! pings still leave on schedule. Outbound, a full [`ServerConnection::sender`] makes the
+//! application wait; heartbeat frames never queue behind it, but a frame already being written
+//! to a slow socket is finished first.
+//!
+//! # Time
+//! [`Clock`] is the one place time enters: `tokio::time::Instant` converted to the core's
+//! [`heartbeat_core::Instant`]. Tests use `tokio::time::pause()`.
+//!
+//! # Observability
+//! Tracing events use the story's names (`websocket.heartbeat_missed_pong` with `missed_pongs`
+//! and `max_missed_pongs`, `websocket.slow_connection_detected`, `websocket.heartbeat_reconnect`
+//! with `reason`, `websocket.heartbeat_recovered`, `websocket.heartbeat_server_close`); metrics
+//! go through the `metrics` facade under the names in [`observe`].
+
+pub mod client;
+pub mod clock;
+pub mod observe;
+pub mod server;
+
+pub use client::{connect, connect_with, ClientHandle, ClientOptions, ClientStatus};
+pub use clock::Clock;
+pub use server::{
+    accept, serve, CloseCause, ConnectionEvent, ServerConnection, ServerOptions, STALL_GRACE,
+};
+
+/// How heartbeat pings are put on the wire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum PingStyle {
+    /// `{"type":"ping","seq":7}` text frames, answered by `{"type":"pong","seq":7}`: what the
+    /// story's frontend and every heartbeat peer speak.
+    #[default]
+    Json,
+    /// Protocol-level Ping frames carrying the seq as 8 big-endian bytes; every WebSocket
+    /// implementation (browsers, Python `websockets`) answers them by itself.
+    Protocol,
+}
+
+/// A one-thread tokio runtime on its own OS thread, for sockets and heartbeats only.
+///
+/// Spawn the accept loop on [`IoThread::handle`]; connections served from there keep their
+/// reader and writer on this thread. Dropping it shuts the runtime down.
+#[derive(Debug)]
+pub struct IoThread {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl IoThread {
+    /// Starts the thread.
+    ///
+    /// # Errors
+    /// The runtime or the thread could not be created.
+    pub fn spawn(name: &str) -> std::io::Result<IoThread> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = rt.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                rt.block_on(async {
+                    let _ = stopped.await;
+                });
+            })?;
+        Ok(IoThread {
+            handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The runtime's handle: spawn the accept loop here.
+    #[must_use]
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+}
+
+impl Drop for IoThread {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Loads the configuration the way the `heartbeat` CLI does: the file at `path` if given
+/// (YAML, TOML or JSON by extension; either layout), then `HEARTBEAT_<SECTION>__<FIELD>`
+/// environment overrides, then every validation rule.
+///
+/// # Errors
+/// A readable message: the file, the parse error with its line, or every broken rule.
+pub fn load_config(path: Option<&std::path::Path>) -> Result<heartbeat_core::Config, String> {
+    use heartbeat_core::load;
+    let mut config = match path {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            load::parse_named(&path.to_string_lossy(), &text)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => heartbeat_core::Config::default(),
+    };
+    load::apply_overrides(&mut config, std::env::vars()).map_err(|e| e.to_string())?;
+    config.validate().into_result().map_err(|e| e.to_string())?;
+    Ok(config)
+}

@@ -1,0 +1,541 @@
+//! The client side: one driver task per logical connection that survives reconnects.
+//!
+//! The driver owns the core [`Client`] and the read half of the current socket; a writer task
+//! per socket writes heartbeat frames ahead of queued application frames. The core decides
+//! everything (when to ping, Slow, when to give up, the jittered backoff); the driver carries
+//! it out: [`Event::Connect`] opens a socket, [`Event::Reconnect`] drops it.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use heartbeat_core::{
+    Client, ClientConfig, ConfigErrors, Event, Instant, Message, ReconnectReason, Status,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch, Notify, OwnedMutexGuard};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
+use tokio_tungstenite::WebSocketStream;
+use tracing::{error, info, warn};
+
+use crate::clock::Clock;
+use crate::observe;
+use crate::server::{seq_of_pong, text_of};
+use crate::PingStyle;
+
+/// How a client connects and pings.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// The heartbeat settings (validated by [`connect`]).
+    pub config: ClientConfig,
+    /// Seed of the reconnect jitter: random in production, fixed in tests to replay a run.
+    pub seed: u64,
+    /// How pings are sent: JSON text frames (servers running heartbeat) or protocol Ping frames
+    /// (any WebSocket server answers those).
+    pub pings: PingStyle,
+    /// Application messages buffered towards the application.
+    pub inbound_capacity: usize,
+    /// Application messages buffered towards the socket (kept across reconnects).
+    pub outbound_capacity: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            config: ClientConfig::default(),
+            seed: 0,
+            pings: PingStyle::Json,
+            inbound_capacity: 64,
+            outbound_capacity: 64,
+        }
+    }
+}
+
+/// What an application shows its users: the status, the latest round trip, and why the last
+/// reconnect happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientStatus {
+    /// Connecting, healthy, slow, reconnecting or closed.
+    pub status: Status,
+    /// The latest round-trip time, if any pong has matched yet.
+    pub rtt: Option<Duration>,
+    /// Consecutive unanswered pings on this connection.
+    pub missed_pongs: u32,
+    /// Why the latest reconnect happened.
+    pub last_reconnect: Option<ReconnectReason>,
+}
+
+/// The application's side of a client.
+#[derive(Debug)]
+pub struct ClientHandle {
+    /// The current status; `changed()` wakes on every change.
+    pub status: watch::Receiver<ClientStatus>,
+    /// Every core event (connect, RTT, misses, Slow, Recovered, Reconnect, ...), bounded (256);
+    /// dropped, never blocking, when nobody drains them.
+    pub events: mpsc::Receiver<Event>,
+    /// Application messages from the server, in order.
+    pub messages: mpsc::Receiver<WsMessage>,
+    /// Application messages to send. Queued while disconnected; a message being written when a
+    /// connection is given up may be lost (at most once).
+    pub sender: mpsc::Sender<WsMessage>,
+    close: Option<tokio::sync::oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl ClientHandle {
+    /// Closes the client for good (status Closed) and waits for its task to end.
+    pub async fn close(mut self) {
+        if let Some(tx) = self.close.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for ClientHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+type ConnectFuture<S> =
+    Pin<Box<dyn Future<Output = Result<WebSocketStream<S>, tungstenite::Error>> + Send>>;
+
+/// Connects to `url` (`ws://host:port/path`) and keeps connected.
+///
+/// # Errors
+/// The client config breaks its own rules.
+pub fn connect(
+    url: impl Into<String>,
+    options: ClientOptions,
+) -> Result<ClientHandle, ConfigErrors> {
+    let url = url.into();
+    connect_with(
+        move || {
+            let url = url.clone();
+            Box::pin(async move {
+                tokio_tungstenite::connect_async_with_config(url, None, true)
+                    .await
+                    .map(|(ws, _)| ws)
+            }) as ConnectFuture<_>
+        },
+        options,
+    )
+}
+
+/// Like [`connect`], with the socket opened by `connector` on every [`Event::Connect`]: an
+/// in-memory pipe in tests, a TLS stream, a proxy.
+///
+/// # Errors
+/// The client config breaks its own rules.
+pub fn connect_with<S, F, Fut>(
+    mut connector: F,
+    options: ClientOptions,
+) -> Result<ClientHandle, ConfigErrors>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<WebSocketStream<S>, tungstenite::Error>> + Send + 'static,
+{
+    let clock = Clock::new();
+    let core = Client::new(&options.config, clock.now(), options.seed)?;
+    let (status_tx, status_rx) = watch::channel(ClientStatus {
+        status: core.status(),
+        rtt: None,
+        missed_pongs: 0,
+        last_reconnect: None,
+    });
+    let (ev_tx, ev_rx) = mpsc::channel(256);
+    let (in_tx, in_rx) = mpsc::channel(options.inbound_capacity.max(1));
+    let (out_tx, out_rx) = mpsc::channel(options.outbound_capacity.max(1));
+    let (close_tx, close_rx) = tokio::sync::oneshot::channel();
+    let driver = Driver {
+        core,
+        clock,
+        pings: options.pings,
+        status: status_tx,
+        events: ev_tx,
+        app_in: in_tx,
+        app_out: Arc::new(tokio::sync::Mutex::new(out_rx)),
+        conn: None,
+        connecting: None,
+    };
+    let task =
+        tokio::spawn(driver.run(move || Box::pin(connector()) as ConnectFuture<S>, close_rx));
+    Ok(ClientHandle {
+        status: status_rx,
+        events: ev_rx,
+        messages: in_rx,
+        sender: out_tx,
+        close: Some(close_tx),
+        task,
+    })
+}
+
+/// What woke the driver.
+enum Step<S> {
+    Close,
+    Opened(Box<Result<WebSocketStream<S>, tungstenite::Error>>),
+    Read(Option<Result<WsMessage, tungstenite::Error>>),
+    Timer,
+}
+
+/// One open socket: its read half, and what its writer needs.
+struct Conn<S> {
+    stream: SplitStream<WebSocketStream<S>>,
+    out: Arc<ConnOut>,
+    writer: JoinHandle<()>,
+}
+
+struct ConnOut {
+    outbox: Mutex<VecDeque<WsMessage>>,
+    closing: Mutex<Option<CloseFrame>>,
+    wake: Notify,
+}
+
+struct Driver<S> {
+    core: Client,
+    clock: Clock,
+    pings: PingStyle,
+    status: watch::Sender<ClientStatus>,
+    events: mpsc::Sender<Event>,
+    app_in: mpsc::Sender<WsMessage>,
+    app_out: Arc<tokio::sync::Mutex<mpsc::Receiver<WsMessage>>>,
+    conn: Option<Conn<S>>,
+    connecting: Option<ConnectFuture<S>>,
+}
+
+impl<S> Driver<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    async fn run(
+        mut self,
+        mut connector: impl FnMut() -> ConnectFuture<S> + Send,
+        mut close_rx: tokio::sync::oneshot::Receiver<()>,
+    ) {
+        // A message read while the application had no room for it.
+        let mut held: Option<WsMessage> = None;
+        let mut app_in_open = true;
+        loop {
+            self.drain(&mut connector);
+            let Some(deadline) = self.core.poll_timeout() else {
+                break;
+            };
+            let wake = self.clock.to_tokio(deadline);
+            let reading = self.conn.is_some() && held.is_none();
+            let step = {
+                let connecting = &mut self.connecting;
+                let conn = &mut self.conn;
+                let app_in = &self.app_in;
+                tokio::select! {
+                    biased;
+                    _ = &mut close_rx => Step::Close,
+                    r = async { connecting.as_mut().expect("guarded").await }, if connecting.is_some() => Step::Opened(Box::new(r)),
+                    next = async { conn.as_mut().expect("guarded").stream.next().await }, if reading => Step::Read(next),
+                    permit = app_in.reserve(), if held.is_some() => {
+                        match permit {
+                            Ok(p) => p.send(held.take().expect("guarded")),
+                            Err(_) => { held = None; app_in_open = false; }
+                        }
+                        continue;
+                    }
+                    () = tokio::time::sleep_until(wake) => Step::Timer,
+                }
+            };
+            let now = self.clock.now();
+            match step {
+                Step::Close => {
+                    self.core.close();
+                    self.drop_conn(CloseCode::Normal, "client closed");
+                    self.publish();
+                    break;
+                }
+                Step::Opened(r) => {
+                    self.connecting = None;
+                    match *r {
+                        Ok(ws) => {
+                            self.open(ws);
+                            self.core.handle_connected(now);
+                        }
+                        Err(e) => {
+                            warn!(name: "websocket.connect_failed", error = %e, "connect failed");
+                            self.core.handle_disconnected(now);
+                        }
+                    }
+                }
+                Step::Read(Some(Ok(frame))) => {
+                    if let Some(app) = self.frame(now, frame) {
+                        if app_in_open {
+                            match self.app_in.try_send(app) {
+                                Ok(()) => {}
+                                Err(mpsc::error::TrySendError::Full(m)) => held = Some(m),
+                                Err(mpsc::error::TrySendError::Closed(_)) => app_in_open = false,
+                            }
+                        }
+                    }
+                }
+                Step::Read(Some(Err(e))) => {
+                    info!(name: "websocket.connection_lost", error = %e, "read failed");
+                    self.drop_conn(CloseCode::Away, "read failed");
+                    self.core.handle_disconnected(now);
+                }
+                Step::Read(None) => {
+                    info!(name: "websocket.connection_lost", "server closed the connection");
+                    self.drop_conn(CloseCode::Away, "closed");
+                    self.core.handle_disconnected(now);
+                }
+                Step::Timer => {
+                    if held.is_some() {
+                        // Data from the server is waiting for the application: it is alive.
+                        self.core.handle_read(now);
+                    }
+                    self.core.handle_timeout(now);
+                }
+            }
+        }
+    }
+
+    /// Handles one frame; returns it if it is for the application.
+    fn frame(&mut self, now: Instant, frame: WsMessage) -> Option<WsMessage> {
+        match frame {
+            WsMessage::Text(ref text) => match Message::from_json(text.as_str()) {
+                Ok(m) => {
+                    self.core.handle_message(now, m);
+                    None
+                }
+                Err(heartbeat_core::DecodeError::Malformed { reason }) => {
+                    warn!(name: "websocket.heartbeat_malformed", reason);
+                    self.core.handle_read(now);
+                    None
+                }
+                Err(_) => {
+                    self.core.handle_read(now);
+                    Some(frame)
+                }
+            },
+            WsMessage::Binary(_) => {
+                self.core.handle_read(now);
+                Some(frame)
+            }
+            WsMessage::Pong(ref payload) => {
+                match seq_of_pong(payload) {
+                    Some(seq) => self.core.handle_message(now, Message::Pong { seq }),
+                    None => self.core.handle_read(now),
+                }
+                None
+            }
+            // tungstenite queues the Pong itself; it leaves with the next read or write.
+            WsMessage::Ping(_) => {
+                self.core.handle_read(now);
+                None
+            }
+            WsMessage::Close(_) | WsMessage::Frame(_) => None,
+        }
+    }
+
+    fn open(&mut self, ws: WebSocketStream<S>) {
+        let (sink, stream) = ws.split();
+        let out = Arc::new(ConnOut {
+            outbox: Mutex::new(VecDeque::new()),
+            closing: Mutex::new(None),
+            wake: Notify::new(),
+        });
+        let writer = tokio::spawn(write_loop(
+            sink,
+            Arc::clone(&out),
+            Arc::clone(&self.app_out),
+        ));
+        self.conn = Some(Conn {
+            stream,
+            out,
+            writer,
+        });
+    }
+
+    /// Lets the current socket go: the writer sends a close frame if it can within a second,
+    /// and is aborted otherwise.
+    fn drop_conn(&mut self, code: CloseCode, reason: &'static str) {
+        if let Some(conn) = self.conn.take() {
+            *lock(&conn.out.closing) = Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            });
+            conn.out.wake.notify_one();
+            let mut writer = conn.writer;
+            drop(conn.stream);
+            tokio::spawn(async move {
+                if tokio::time::timeout(Duration::from_secs(1), &mut writer)
+                    .await
+                    .is_err()
+                {
+                    writer.abort();
+                }
+            });
+        }
+        self.connecting = None;
+    }
+
+    /// Carries out the core's outputs, in the documented order.
+    fn drain(&mut self, connector: &mut impl FnMut() -> ConnectFuture<S>) {
+        let mut wrote = false;
+        while let Some(m) = self.core.poll_transmit() {
+            if let Some(conn) = &self.conn {
+                let frame = match (m, self.pings) {
+                    (Message::Ping { seq }, PingStyle::Protocol) => {
+                        WsMessage::Ping(seq.to_be_bytes().to_vec().into())
+                    }
+                    _ => text_of(m),
+                };
+                lock(&conn.out.outbox).push_back(frame);
+                wrote = true;
+            }
+        }
+        if wrote {
+            if let Some(conn) = &self.conn {
+                conn.out.wake.notify_one();
+            }
+        }
+        let mut changed = false;
+        while let Some(event) = self.core.poll_event() {
+            changed = true;
+            let _ = self.events.try_send(event);
+            match event {
+                Event::Connect { attempt } => {
+                    info!(name: "websocket.connecting", attempt, "connecting");
+                    self.connecting = Some(connector());
+                }
+                Event::Connected => info!(name: "websocket.connected", "connected"),
+                Event::Rtt(rtt) => {
+                    observe::rtt("client", rtt);
+                    self.status.send_modify(|s| s.rtt = Some(rtt));
+                }
+                Event::PongMissed {
+                    missed,
+                    max_missed_pongs,
+                } => {
+                    warn!(
+                        name: "websocket.heartbeat_missed_pong",
+                        missed_pongs = missed,
+                        max_missed_pongs,
+                        "missed pong"
+                    );
+                    metrics::counter!(observe::MISSED_PONGS_TOTAL).increment(1);
+                }
+                Event::Slow { missed } => {
+                    warn!(name: "websocket.slow_connection_detected", missed_pongs = missed, "slow connection");
+                    metrics::counter!(observe::SLOW_TOTAL).increment(1);
+                }
+                Event::Recovered { missed } => {
+                    info!(name: "websocket.heartbeat_recovered", missed_pongs = missed, "recovered");
+                }
+                Event::Stalled { late_by } => {
+                    info!(name: "websocket.heartbeat_local_stall", late_ms = late_by.as_millis() as u64,
+                        "this process was stalled; probing instead of counting a miss");
+                }
+                Event::Reconnect { reason, backoff } => {
+                    let reason_text = reason_str(reason);
+                    error!(
+                        name: "websocket.heartbeat_reconnect",
+                        reason = reason_text,
+                        backoff_ms = backoff.as_millis() as u64,
+                        "reconnecting"
+                    );
+                    metrics::counter!(observe::RECONNECTS_TOTAL, "reason" => reason_text)
+                        .increment(1);
+                    self.drop_conn(CloseCode::Away, reason_text);
+                    self.status.send_modify(|s| s.last_reconnect = Some(reason));
+                }
+            }
+        }
+        if changed {
+            self.publish();
+        }
+    }
+
+    fn publish(&self) {
+        let status = self.core.status();
+        let missed = self.core.missed_pongs();
+        metrics::gauge!(observe::STATUS).set(observe::status_value(status));
+        self.status.send_if_modified(|s| {
+            let changed = s.status != status || s.missed_pongs != missed;
+            s.status = status;
+            s.missed_pongs = missed;
+            changed
+        });
+    }
+}
+
+/// The story's words for a reconnect reason.
+#[must_use]
+pub fn reason_str(reason: ReconnectReason) -> &'static str {
+    match reason {
+        ReconnectReason::MissedPongs { .. } => "too_many_missed_pongs",
+        ReconnectReason::ConnectionClosed => "connection_closed",
+        ReconnectReason::ConnectFailed => "connect_failed",
+        ReconnectReason::ConnectTimeout => "connect_timeout",
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn write_loop<S>(
+    mut sink: SplitSink<WebSocketStream<S>, WsMessage>,
+    out: Arc<ConnOut>,
+    app: Arc<tokio::sync::Mutex<mpsc::Receiver<WsMessage>>>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // The application queue is shared by successive sockets; a socket takes it only once its
+    // own heartbeat frames are flowing, so a lingering old writer never delays a new ping.
+    let mut app_rx: Option<OwnedMutexGuard<mpsc::Receiver<WsMessage>>> = None;
+    loop {
+        let frames: Vec<WsMessage> = lock(&out.outbox).drain(..).collect();
+        for f in frames {
+            if sink.send(f).await.is_err() {
+                return;
+            }
+        }
+        let closing = lock(&out.closing).take();
+        if let Some(frame) = closing {
+            let _ = sink.send(WsMessage::Close(Some(frame))).await;
+            return;
+        }
+        tokio::select! {
+            biased;
+            () = out.wake.notified() => {}
+            guard = Arc::clone(&app).lock_owned(), if app_rx.is_none() => app_rx = Some(guard),
+            m = async { app_rx.as_mut().expect("guarded").recv().await }, if app_rx.is_some() => match m {
+                Some(m) => {
+                    if sink.send(m).await.is_err() {
+                        return;
+                    }
+                }
+                // The application dropped its sender: nothing more to send, heartbeats go on.
+                None => loop {
+                    out.wake.notified().await;
+                    let frames: Vec<WsMessage> = lock(&out.outbox).drain(..).collect();
+                    for f in frames {
+                        if sink.send(f).await.is_err() {
+                            return;
+                        }
+                    }
+                    let closing = lock(&out.closing).take();
+                    if let Some(frame) = closing {
+                        let _ = sink.send(WsMessage::Close(Some(frame))).await;
+                        return;
+                    }
+                },
+            },
+        }
+    }
+}
