@@ -3,4 +3,6 @@
 #![forbid(unsafe_code)]
 
 pub mod render;
+pub mod scenarios;
+pub mod sim;
 pub mod trace;

@@ -86,9 +86,10 @@ pub fn event_text(ev: &Event) -> String {
         } => format!("pong missed ({missed} of {max_missed_pongs})"),
         Event::Slow { missed } => format!("SLOW warning ({missed} missed)"),
         Event::Recovered { missed } => format!("recovered (after {missed} missed)"),
-        Event::Stalled { late_by } => {
-            format!("timer fired {} late: stalled, probe", fmt_dur(late_by))
-        }
+        Event::Stalled { late_by } => format!(
+            "STALLED (deadline {} ago): miss not counted, probe sent",
+            fmt_dur(late_by)
+        ),
         Event::Reconnect { reason, backoff } => format!(
             "RECONNECT: {}, retry in {}",
             reason_text(reason),
@@ -149,7 +150,7 @@ pub fn entry_text(e: &Entry) -> String {
     }
 }
 
-const TIME_W: usize = 12;
+const TIME_W: usize = 15;
 const LEFT_W: usize = 40;
 
 fn width(s: &str) -> usize {
