@@ -1,0 +1,265 @@
+//! The client side against a scripted server over in-memory pipes, under tokio's paused clock.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use heartbeat_core::{ClientConfig, Config, Event, Message as Hb, ReconnectReason, Status};
+use heartbeat_tokio::{connect_with, ClientHandle, ClientOptions};
+use tokio::io::DuplexStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn config() -> ClientConfig {
+    ClientConfig {
+        ping_interval: Duration::from_secs(1),
+        pong_timeout: Duration::from_millis(800),
+        slow_threshold: 2,
+        max_missed_pongs: 4,
+        stall_threshold: Duration::from_millis(500),
+        connect_timeout: Duration::from_secs(2),
+        backoff_initial: Duration::from_millis(200),
+        backoff_max: Duration::from_secs(2),
+    }
+}
+
+/// A scripted server: answers JSON pings and echoes data, except while its connection's
+/// `frozen` flag is set, when it reads nothing at all (like a stalled process).
+struct FakeServer {
+    accepted: Arc<AtomicUsize>,
+    freeze: Vec<watch::Sender<bool>>,
+    conns: mpsc::UnboundedReceiver<watch::Sender<bool>>,
+}
+
+impl FakeServer {
+    async fn next_conn(&mut self) -> usize {
+        let f = timeout(LIMIT, self.conns.recv()).await.unwrap().unwrap();
+        self.freeze.push(f);
+        self.freeze.len() - 1
+    }
+}
+
+fn start(options: ClientOptions) -> (ClientHandle, FakeServer) {
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let (conn_tx, conn_rx) = mpsc::unbounded_channel();
+    let count = Arc::clone(&accepted);
+    let client = connect_with(
+        move || {
+            let (a, b) = tokio::io::duplex(64 * 1024);
+            let (freeze_tx, freeze_rx) = watch::channel(false);
+            count.fetch_add(1, Ordering::SeqCst);
+            let _ = conn_tx.send(freeze_tx);
+            tokio::spawn(serve_fake(a, freeze_rx));
+            async move {
+                Ok::<_, tokio_tungstenite::tungstenite::Error>(
+                    WebSocketStream::from_raw_socket(b, Role::Client, None).await,
+                )
+            }
+        },
+        options,
+    )
+    .unwrap();
+    (
+        client,
+        FakeServer {
+            accepted,
+            freeze: Vec::new(),
+            conns: conn_rx,
+        },
+    )
+}
+
+async fn serve_fake(io: DuplexStream, mut frozen: watch::Receiver<bool>) {
+    let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+    loop {
+        if frozen.wait_for(|f| !*f).await.is_err() {
+            return;
+        }
+        let frame = tokio::select! {
+            f = ws.next() => f,
+            _ = frozen.wait_for(|f| *f) => continue,
+        };
+        let Some(Ok(frame)) = frame else { return };
+        let reply = match frame {
+            Message::Text(t) => match Hb::from_json(t.as_str()) {
+                Ok(Hb::Ping { seq }) => Message::text(format!(r#"{{"type":"pong","seq":{seq}}}"#)),
+                Ok(Hb::Pong { .. }) => continue,
+                Err(_) => Message::Text(t),
+            },
+            _ => continue,
+        };
+        if ws.send(reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn next_event(client: &mut ClientHandle) -> Event {
+    timeout(LIMIT, client.events.recv())
+        .await
+        .expect("an event in time")
+        .expect("events open")
+}
+
+/// Events up to and including the first one `stop` accepts.
+async fn events_until(client: &mut ClientHandle, stop: impl Fn(&Event) -> bool) -> Vec<Event> {
+    let mut seen = Vec::new();
+    loop {
+        let e = next_event(client).await;
+        let done = stop(&e);
+        seen.push(e);
+        if done {
+            return seen;
+        }
+    }
+}
+
+fn options() -> ClientOptions {
+    ClientOptions {
+        config: config(),
+        seed: 7,
+        ..ClientOptions::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn connects_and_reports_healthy_with_rtt() {
+    let (mut client, mut server) = start(options());
+    server.next_conn().await;
+    let seen = events_until(&mut client, |e| matches!(e, Event::Rtt(_))).await;
+    assert_eq!(seen[0], Event::Connect { attempt: 0 });
+    assert!(seen.contains(&Event::Connected));
+    let status = *client.status.borrow();
+    assert_eq!(status.status, Status::Healthy);
+    assert!(status.rtt.is_some());
+    client.close().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_short_server_stall_gives_slow_then_recovered_and_loses_no_message() {
+    let (mut client, mut server) = start(options());
+    let c = server.next_conn().await;
+    events_until(&mut client, |e| matches!(e, Event::Rtt(_))).await;
+    server.freeze[c].send(true).unwrap();
+    // Messages sent through the whole Slow period.
+    let sender = client.sender.clone();
+    let feeder = tokio::spawn(async move {
+        for i in 0..40u32 {
+            sender.send(Message::text(format!("m{i}"))).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let seen = events_until(&mut client, |e| matches!(e, Event::Slow { .. })).await;
+    assert_eq!(client.status.borrow().status, Status::Slow);
+    assert!(
+        !seen.iter().any(|e| matches!(e, Event::Reconnect { .. })),
+        "{seen:?}"
+    );
+    server.freeze[c].send(false).unwrap();
+    let seen = events_until(&mut client, |e| matches!(e, Event::Recovered { .. })).await;
+    assert!(
+        !seen.iter().any(|e| matches!(e, Event::Reconnect { .. })),
+        "{seen:?}"
+    );
+    assert_eq!(client.status.borrow().status, Status::Healthy);
+    timeout(LIMIT, feeder).await.unwrap().unwrap();
+    let mut got = Vec::new();
+    while got.len() < 40 {
+        let m = timeout(LIMIT, client.messages.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        got.push(m.into_text().unwrap().to_string());
+    }
+    let expected: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+    assert_eq!(got, expected);
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 1, "no reconnect");
+    client.close().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_server_is_given_up_within_the_detection_bound_and_reconnected() {
+    let cfg = Config {
+        client: config(),
+        ..Config::default()
+    };
+    let bound = cfg.guarantees().detection_bound;
+    let (mut client, mut server) = start(options());
+    let c = server.next_conn().await;
+    events_until(&mut client, |e| matches!(e, Event::Rtt(_))).await;
+    let frozen_at = tokio::time::Instant::now();
+    server.freeze[c].send(true).unwrap();
+    let seen = events_until(&mut client, |e| matches!(e, Event::Reconnect { .. })).await;
+    let waited = frozen_at.elapsed();
+    assert!(waited <= bound, "gave up after {waited:?}, bound {bound:?}");
+    let missed: Vec<u32> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::PongMissed { missed, .. } => Some(*missed),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(missed, [1, 2, 3, 4]);
+    let slow_at = seen
+        .iter()
+        .position(|e| matches!(e, Event::Slow { .. }))
+        .unwrap();
+    let reconnect_at = seen.len() - 1;
+    assert!(slow_at < reconnect_at, "Slow comes before the reconnect");
+    assert!(matches!(
+        seen[reconnect_at],
+        Event::Reconnect {
+            reason: ReconnectReason::MissedPongs { missed: 4 },
+            ..
+        }
+    ));
+    assert_eq!(
+        client.status.borrow().last_reconnect,
+        Some(ReconnectReason::MissedPongs { missed: 4 })
+    );
+    // The backoff passes and a new connection (not frozen) is healthy again.
+    server.next_conn().await;
+    events_until(&mut client, |e| matches!(e, Event::Rtt(_))).await;
+    assert_eq!(client.status.borrow().status, Status::Healthy);
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 2);
+    client.close().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_connect_backs_off_and_retries() {
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let a = Arc::clone(&attempts);
+    let mut client = connect_with(
+        move || {
+            a.fetch_add(1, Ordering::SeqCst);
+            async {
+                Err::<WebSocketStream<DuplexStream>, _>(
+                    tokio_tungstenite::tungstenite::Error::ConnectionClosed,
+                )
+            }
+        },
+        options(),
+    )
+    .unwrap();
+    let seen = events_until(&mut client, |e| matches!(e, Event::Connect { attempt: 3 })).await;
+    let reasons: Vec<ReconnectReason> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reconnect { reason, backoff } => {
+                assert!(*backoff <= Duration::from_secs(2));
+                Some(*reason)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, [ReconnectReason::ConnectFailed; 3]);
+    assert_eq!(client.status.borrow().status, Status::Reconnecting);
+    assert_eq!(attempts.load(Ordering::SeqCst), 4);
+    client.close().await;
+}

@@ -1,0 +1,260 @@
+//! The server side over in-memory pipes, under tokio's paused clock: deterministic, no sleeps
+//! for synchronisation, every wait bounded.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use heartbeat_core::{CloseReason, ServerConfig};
+use heartbeat_tokio::{serve, CloseCause, ConnectionEvent, PingStyle, ServerOptions};
+use tokio::io::DuplexStream;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+type Ws = WebSocketStream<DuplexStream>;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn config() -> ServerConfig {
+    ServerConfig {
+        ping_interval: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(3),
+        min_client_ping_interval: Duration::from_millis(500),
+        max_ping_strikes: 2,
+    }
+}
+
+fn options() -> ServerOptions {
+    ServerOptions {
+        config: config(),
+        ..ServerOptions::default()
+    }
+}
+
+async fn pair(buffer: usize) -> (Ws, Ws) {
+    let (a, b) = tokio::io::duplex(buffer);
+    (
+        WebSocketStream::from_raw_socket(a, Role::Server, None).await,
+        WebSocketStream::from_raw_socket(b, Role::Client, None).await,
+    )
+}
+
+async fn next(peer: &mut Ws) -> Message {
+    timeout(LIMIT, peer.next())
+        .await
+        .expect("a frame in time")
+        .expect("stream open")
+        .expect("a valid frame")
+}
+
+async fn closed_event(conn: &mut heartbeat_tokio::ServerConnection) -> CloseCause {
+    loop {
+        match timeout(LIMIT, conn.events.recv())
+            .await
+            .expect("event in time")
+        {
+            Some(ConnectionEvent::Closed(cause)) => return cause,
+            Some(_) => {}
+            None => panic!("events ended without Closed"),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn json_ping_is_answered_and_the_server_pings_on_schedule() {
+    let (srv, mut peer) = pair(64 * 1024).await;
+    let _conn = serve(srv, &options()).unwrap();
+    let start = tokio::time::Instant::now();
+    peer.send(Message::text(r#"{"type":"ping","seq":7}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut peer).await,
+        Message::text(r#"{"type":"pong","seq":7}"#)
+    );
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "the pong is not held for a timer"
+    );
+    assert_eq!(
+        next(&mut peer).await,
+        Message::text(r#"{"type":"ping","seq":0}"#)
+    );
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn protocol_pings_are_answered_and_protocol_pongs_give_rtt() {
+    let (srv, mut peer) = pair(64 * 1024).await;
+    let opts = ServerOptions {
+        pings: PingStyle::Protocol,
+        ..options()
+    };
+    let mut conn = serve(srv, &opts).unwrap();
+    peer.send(Message::Ping(b"abc".to_vec().into()))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut peer).await, Message::Pong(b"abc".to_vec().into()));
+    // The server's own ping is a protocol Ping; tungstenite on the peer answers it while reading.
+    let ping = next(&mut peer).await;
+    assert_eq!(ping, Message::Ping(0u64.to_be_bytes().to_vec().into()));
+    let reader = tokio::spawn(async move {
+        let _ = timeout(Duration::from_secs(2), peer.next()).await;
+        peer
+    });
+    match timeout(LIMIT, conn.events.recv()).await.unwrap() {
+        Some(ConnectionEvent::Rtt(_)) => {}
+        other => panic!("expected an RTT from the peer's protocol pong, got {other:?}"),
+    }
+    drop(reader.await.unwrap());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_client_is_closed_with_1011_after_the_idle_timeout() {
+    let (srv, mut peer) = pair(64 * 1024).await;
+    let mut conn = serve(srv, &options()).unwrap();
+    let start = tokio::time::Instant::now();
+    let close = loop {
+        if let Message::Close(frame) = next(&mut peer).await {
+            break frame.expect("a close frame with a code");
+        }
+    };
+    assert_eq!(u16::from(close.code), 1011);
+    assert_eq!(close.reason.as_str(), "idle_timeout");
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+    assert_eq!(
+        closed_event(&mut conn).await,
+        CloseCause::Heartbeat(CloseReason::IdleTimeout)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ping_flood_is_closed_with_1008() {
+    let (srv, mut peer) = pair(64 * 1024).await;
+    let mut conn = serve(srv, &options()).unwrap();
+    for seq in 0..4 {
+        peer.send(Message::text(format!(r#"{{"type":"ping","seq":{seq}}}"#)))
+            .await
+            .unwrap();
+    }
+    let mut pongs = 0;
+    let close = loop {
+        match next(&mut peer).await {
+            Message::Close(frame) => break frame.expect("a close frame"),
+            Message::Text(_) => pongs += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(pongs, 3, "pings up to the strike limit are answered");
+    assert_eq!(u16::from(close.code), 1008);
+    assert_eq!(
+        closed_event(&mut conn).await,
+        CloseCause::Heartbeat(CloseReason::TooManyPings)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pong_goes_ahead_of_queued_application_frames() {
+    // A small pipe: the writer blocks in the middle of the first big application frame.
+    let (srv, mut peer) = pair(1024).await;
+    let conn = serve(srv, &options()).unwrap();
+    let big = "x".repeat(4096);
+    for i in 0..20 {
+        conn.sender
+            .send(Message::text(format!("{i}:{big}")))
+            .await
+            .unwrap();
+    }
+    peer.send(Message::text(r#"{"type":"ping","seq":1}"#))
+        .await
+        .unwrap();
+    // Let every task run until idle (the paused clock moves only then).
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let mut order = Vec::new();
+    for _ in 0..21 {
+        match next(&mut peer).await {
+            Message::Text(t) if t.as_str().starts_with('{') => order.push(t.as_str().to_owned()),
+            Message::Text(t) => order.push(t.as_str().split(':').next().unwrap().to_owned()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let pong_at = order
+        .iter()
+        .position(|m| m == r#"{"type":"pong","seq":1}"#)
+        .expect("the pong arrived");
+    assert!(
+        pong_at <= 1,
+        "pong behind {pong_at} application frames: {order:?}"
+    );
+    let data: Vec<String> = order.into_iter().filter(|m| !m.starts_with('{')).collect();
+    let expected: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+    assert_eq!(data, expected, "application frames stay in order");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flooding_connection_is_slowed_without_delaying_others_or_being_closed_as_idle() {
+    let opts = ServerOptions {
+        inbound_capacity: 4,
+        ..options()
+    };
+    // Connection A: the application never reads its messages.
+    let (srv_a, peer_a) = pair(4096).await;
+    let mut conn_a = serve(srv_a, &opts).unwrap();
+    let flood = tokio::spawn(async move {
+        let mut sent = 0u32;
+        let (mut sink, mut stream) = peer_a.split();
+        let drain = tokio::spawn(async move { while stream.next().await.is_some() {} });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::time::Instant::now() < deadline {
+            match timeout(
+                Duration::from_millis(100),
+                sink.send(Message::text(format!("data {sent}"))),
+            )
+            .await
+            {
+                Ok(Ok(())) => sent += 1,
+                Ok(Err(_)) => break,
+                Err(_) => {} // backpressure: the server is not reading
+            }
+        }
+        drain.abort();
+        sent
+    });
+    // Connection B: pings are answered at once while A is held up.
+    let (srv_b, mut peer_b) = pair(64 * 1024).await;
+    let _conn_b = serve(srv_b, &options()).unwrap();
+    for seq in 0..5u64 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let t = tokio::time::Instant::now();
+        peer_b
+            .send(Message::text(format!(r#"{{"type":"ping","seq":{seq}}}"#)))
+            .await
+            .unwrap();
+        loop {
+            let m = next(&mut peer_b).await;
+            if m == Message::text(format!(r#"{{"type":"pong","seq":{seq}}}"#)) {
+                break;
+            }
+        }
+        assert_eq!(t.elapsed(), Duration::ZERO);
+    }
+    // Five seconds in, well past the 3 s idle timeout: A is held up, not closed as idle.
+    assert!(
+        conn_a.events.try_recv().is_err(),
+        "no event (in particular no close) on the held-up connection"
+    );
+    let received = {
+        let mut n = 0;
+        while conn_a.messages.try_recv().is_ok() {
+            n += 1;
+        }
+        n
+    };
+    assert!(
+        received >= 4,
+        "the application's channel filled up ({received})"
+    );
+    flood.abort();
+}
