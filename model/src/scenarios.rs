@@ -177,13 +177,42 @@ fn run(
     faults: Vec<(Instant, Fault)>,
     end: Instant,
 ) -> Result<World, ConfigErrors> {
+    let line = config_line(&setup);
     let mut world = World::new(setup)?;
+    world.note(line);
     for (at, f) in faults {
         world.schedule(at, f);
     }
     world.run_until(end);
     world.set_title(about(name));
     Ok(world)
+}
+
+/// One line naming the settings that matter in a diagram.
+#[must_use]
+pub fn config_line(setup: &Setup) -> String {
+    let (c, s) = (&setup.config.client, &setup.config.server);
+    let latency = match setup.network.latency {
+        Latency::Fixed(d) => format!("{} each way", fmt_dur(d)),
+        Latency::Uniform { min, max } => format!("{}..{} each way", fmt_dur(min), fmt_dur(max)),
+        Latency::LongTail { typical, max } => {
+            format!(
+                "about {} each way, tail to {}",
+                fmt_dur(typical),
+                fmt_dur(max)
+            )
+        }
+    };
+    format!(
+        "config: client pings every {}, pong timeout {}, slow at {} missed, reconnect at {}; \
+         server pings every {}, idle timeout {}; latency {latency}",
+        fmt_dur(c.ping_interval),
+        fmt_dur(c.pong_timeout),
+        c.slow_threshold,
+        c.max_missed_pongs,
+        fmt_dur(s.ping_interval),
+        fmt_dur(s.idle_timeout),
+    )
 }
 
 fn end_or(duration: Option<Duration>, default: Duration) -> Instant {
