@@ -910,7 +910,10 @@ impl World {
     fn send_up(&mut self, c: u32, ev: Ev) {
         if let Some(at) = self.wire(true, c) {
             self.push(at, ev);
-            if self.rng.chance(self.setup.network.duplicate_ppm) {
+            // Only heartbeats are duplicated: a handshake or close is not a message.
+            if matches!(ev, Ev::ToServer { .. } | Ev::ToClient { .. })
+                && self.rng.chance(self.setup.network.duplicate_ppm)
+            {
                 let extra = self.setup.network.latency.sample(&mut self.rng);
                 self.push(at.saturating_add(extra), ev);
             }
@@ -920,7 +923,10 @@ impl World {
     fn send_down(&mut self, c: u32, ev: Ev) {
         if let Some(at) = self.wire(false, c) {
             self.push(at, ev);
-            if self.rng.chance(self.setup.network.duplicate_ppm) {
+            // Only heartbeats are duplicated: a handshake or close is not a message.
+            if matches!(ev, Ev::ToServer { .. } | Ev::ToClient { .. })
+                && self.rng.chance(self.setup.network.duplicate_ppm)
+            {
                 let extra = self.setup.network.latency.sample(&mut self.rng);
                 self.push(at.saturating_add(extra), ev);
             }
@@ -1075,8 +1081,8 @@ impl World {
             }
             Process::Up => {}
         }
-        if self.nodes[c as usize].closed_epoch >= epoch {
-            return; // the client already gave this attempt up
+        if self.nodes[c as usize].closed_epoch >= epoch || self.conn_index(c, epoch).is_some() {
+            return; // the client already gave this attempt up, or it is already accepted
         }
         let t = self.now();
         let Ok(server) = Server::new(&self.setup.config.server, t) else {
