@@ -12,7 +12,7 @@ use heartbeat_model::sim::{Fault, Latency, Setup, TraceMode, World};
 fn twenty_four_hours_within_the_assumptions_never_reconnect() {
     let config = Config::default();
     let n = config.network;
-    let mut setup = Setup::new(config.clone());
+    let mut setup = Setup::new(config);
     setup.seed = 2024;
     setup.clients = 16;
     setup.trace = TraceMode::Off;
