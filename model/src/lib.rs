@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod docs;
+pub mod queue;
 pub mod render;
 pub mod scenarios;
 pub mod sim;

@@ -12,8 +12,6 @@
 //! The same [`Setup`] and schedule give the same trace, byte for byte, on any platform.
 
 use std::borrow::Cow;
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 use std::time::Duration;
 
 use heartbeat_core::{
@@ -21,6 +19,7 @@ use heartbeat_core::{
     Server, ServerEvent, Status,
 };
 
+use crate::queue::EventQueue;
 use crate::render::fmt_dur;
 use crate::trace::{Trace, What, Who};
 
@@ -403,6 +402,16 @@ struct Node {
     throttle_period: u64,
 }
 
+/// A heartbeat message from its packed form in a queued event (kept flat so that an event
+/// stays 24 bytes).
+fn wire(seq: u64, pong: bool) -> Message {
+    if pong {
+        Message::Pong { seq }
+    } else {
+        Message::Ping { seq }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Ev {
     Start {
@@ -420,12 +429,14 @@ enum Ev {
     ToServer {
         c: u32,
         epoch: u32,
-        msg: Message,
+        seq: u64,
+        pong: bool,
     },
     ToClient {
         c: u32,
         epoch: u32,
-        msg: Message,
+        seq: u64,
+        pong: bool,
     },
     /// The handshake reaches the server.
     Accept {
@@ -456,36 +467,12 @@ enum Ev {
     ServerWrite {
         c: u32,
         epoch: u32,
-        msg: Message,
+        seq: u64,
+        pong: bool,
     },
     Fault {
         index: u32,
     },
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Item {
-    at: u64,
-    seq: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Item {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Item {}
-impl PartialOrd for Item {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Item {
-    // Reversed: BinaryHeap is a max-heap and we want the earliest (time, seq) first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
 }
 
 /// The server process's state.
@@ -505,8 +492,7 @@ pub struct World {
     setup: Setup,
     rng: Rng,
     now: u64,
-    seq: u64,
-    heap: BinaryHeap<Item>,
+    heap: EventQueue<Ev>,
     nodes: Vec<Node>,
     faults: Vec<Fault>,
     process: Process,
@@ -539,15 +525,16 @@ impl World {
         let mut rng = Rng::new(setup.seed);
         let shared_seed = rng.next_u64();
         let mut nodes = Vec::with_capacity(setup.clients as usize);
-        let mut heap = BinaryHeap::with_capacity(setup.clients as usize * 4 + 16);
-        let mut seq = 0;
+        let mut heap = EventQueue::new();
         for c in 0..setup.clients {
             let seed = if setup.same_client_seed {
                 shared_seed
             } else {
                 rng.next_u64()
             };
-            let client = Client::new(&setup.config.client, Instant::ZERO, seed)?;
+            // The client is created when it starts: its connect deadline runs from then.
+            let at = rng.range(0, us(setup.start_spread));
+            let client = Client::new(&setup.config.client, Instant::from_micros(at), seed)?;
             nodes.push(Node {
                 client,
                 epoch: 0,
@@ -563,18 +550,11 @@ impl World {
                 throttle_until: Instant::ZERO,
                 throttle_period: 0,
             });
-            let at = rng.range(0, us(setup.start_spread));
-            heap.push(Item {
-                at,
-                seq,
-                ev: Ev::Start { c },
-            });
-            seq += 1;
+            heap.push(at, Ev::Start { c });
         }
         Ok(World {
             rng,
             now: 0,
-            seq,
             heap,
             nodes,
             faults: Vec::new(),
@@ -601,16 +581,18 @@ impl World {
     /// Runs every event up to and including `end`, then sets the clock to `end`.
     pub fn run_until(&mut self, end: Instant) -> Stop {
         let end = end.as_micros();
-        while let Some(top) = self.heap.peek() {
-            if top.at > end {
+        while let Some(at) = self.heap.peek_time() {
+            if at > end {
                 break;
             }
             if self.stats.events >= self.setup.max_events {
                 return Stop::EventBudget;
             }
-            let Some(item) = self.heap.pop() else { break };
-            self.now = self.now.max(item.at);
-            self.dispatch(item.ev);
+            let Some((at, ev)) = self.heap.pop() else {
+                break;
+            };
+            self.now = self.now.max(at);
+            self.dispatch(ev);
         }
         if self.heap.is_empty() && self.now < end {
             self.now = end;
@@ -624,6 +606,12 @@ impl World {
     #[must_use]
     pub fn now(&self) -> Instant {
         Instant::from_micros(self.now)
+    }
+
+    /// Events scheduled so far (including timers superseded before they fired).
+    #[must_use]
+    pub fn scheduled(&self) -> u64 {
+        self.heap.pushed()
     }
 
     /// The counters.
@@ -672,9 +660,7 @@ impl World {
     // ---- internals ----
 
     fn push(&mut self, at: u64, ev: Ev) {
-        let seq = self.seq;
-        self.seq += 1;
-        self.heap.push(Item { at, seq, ev });
+        self.heap.push(at, ev);
     }
 
     #[inline]
@@ -706,8 +692,18 @@ impl World {
             }
             Ev::ClientTimer { c, gen } => self.client_timer(c, gen),
             Ev::ServerTimer { c, epoch, gen } => self.server_timer(c, epoch, gen),
-            Ev::ToServer { c, epoch, msg } => self.deliver_up(c, epoch, msg),
-            Ev::ToClient { c, epoch, msg } => self.deliver_down(c, epoch, msg),
+            Ev::ToServer {
+                c,
+                epoch,
+                seq,
+                pong,
+            } => self.deliver_up(c, epoch, wire(seq, pong)),
+            Ev::ToClient {
+                c,
+                epoch,
+                seq,
+                pong,
+            } => self.deliver_down(c, epoch, wire(seq, pong)),
             Ev::Accept { c, epoch } => self.accept(c, epoch),
             Ev::Connected { c, epoch } => {
                 let now = self.now();
@@ -757,14 +753,19 @@ impl World {
                     self.rec(c, Who::Server(c), What::Closed);
                 }
             }
-            Ev::ServerWrite { c, epoch, msg } => {
+            Ev::ServerWrite {
+                c,
+                epoch,
+                seq,
+                pong,
+            } => {
                 if self.frozen_until > self.now {
                     self.push(self.frozen_until, ev);
                     return;
                 }
                 if self.process == Process::Up && self.conn_index(c, epoch).is_some() {
                     self.stats.events += 1;
-                    self.server_write(c, epoch, msg);
+                    self.server_write(c, epoch, wire(seq, pong));
                 }
             }
             Ev::Fault { index } => {
@@ -943,7 +944,15 @@ impl World {
             self.rec(c, Who::Client(c), What::Send(msg));
             let epoch = self.nodes[ci].epoch;
             if self.nodes[ci].sock == Sock::Open && self.wire_ok_or_lost(c, msg) {
-                self.send_up(c, Ev::ToServer { c, epoch, msg });
+                self.send_up(
+                    c,
+                    Ev::ToServer {
+                        c,
+                        epoch,
+                        seq: msg.seq(),
+                        pong: matches!(msg, Message::Pong { .. }),
+                    },
+                );
             }
         }
         while let Some(ev) = self.nodes[ci].client.poll_event() {
@@ -1153,7 +1162,15 @@ impl World {
         }
         let hold = self.frozen_until;
         if hold > now {
-            self.push(hold, Ev::ToServer { c, epoch, msg });
+            self.push(
+                hold,
+                Ev::ToServer {
+                    c,
+                    epoch,
+                    seq: msg.seq(),
+                    pong: matches!(msg, Message::Pong { .. }),
+                },
+            );
             return;
         }
         self.stats.events += 1;
@@ -1191,7 +1208,15 @@ impl World {
                 let handler = self.setup.server_delay.sample(&mut self.rng);
                 let ready = self.now.max(self.busy_until).saturating_add(handler);
                 if ready > self.now {
-                    self.push(ready, Ev::ServerWrite { c, epoch, msg });
+                    self.push(
+                        ready,
+                        Ev::ServerWrite {
+                            c,
+                            epoch,
+                            seq: msg.seq(),
+                            pong: matches!(msg, Message::Pong { .. }),
+                        },
+                    );
                     continue;
                 }
             }
@@ -1245,7 +1270,15 @@ impl World {
             self.rec(c, Who::Server(c), What::Lost(msg));
             return;
         }
-        self.send_down(c, Ev::ToClient { c, epoch, msg });
+        self.send_down(
+            c,
+            Ev::ToClient {
+                c,
+                epoch,
+                seq: msg.seq(),
+                pong: matches!(msg, Message::Pong { .. }),
+            },
+        );
     }
 
     fn deliver_down(&mut self, c: u32, epoch: u32, msg: Message) {
@@ -1266,5 +1299,13 @@ impl World {
         node.client.handle_message(now, msg);
         self.rec(c, Who::Client(c), What::Receive(msg));
         self.drain_client(c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn queued_events_stay_small() {
+        assert!(std::mem::size_of::<super::Ev>() <= 24);
     }
 }
