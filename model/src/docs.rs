@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use heartbeat_core::Config;
 
-use crate::render::{ascii, mermaid, Summary};
+use crate::render::{ascii, fmt_dur, mermaid, Summary};
 use crate::scenarios::{ScenarioInfo, SCENARIOS};
 use crate::trace::Trace;
 
@@ -74,14 +74,12 @@ The same scenarios run from the command line: `heartbeat simulate --scenario NAM
   (`server-pongs-lag-40s`, `story-fixed`); `heartbeat check` requires the tolerance to exceed
   `server.ping_interval + network.max_latency`.
 - **Slow comes first.** A stall shorter than the tolerance ends in `Recovered`
-  (`server-busy-40s`); a dead server gets the Slow warning `ping_interval x (max - slow)`
-  before the reconnect, and the reconnect comes within the detection bound (`server-dead`).
+  (`server-busy-40s`); a dead server gets the Slow warning at least the warning lead before the
+  reconnect, and the reconnect comes within the detection bound (`server-dead`). The formulas
+  are in `docs/invariants.md`; `heartbeat check` prints them for a configuration.
 - **Late timers are not missed pongs** (`tab-hidden-10m`, `laptop-asleep-2h`): a deadline
   handled more than `stall_threshold` late is not counted; a probe decides.
 - **Jitter spreads a reconnect storm** (`server-restart-herd`).
-
-## Scenarios
-
 ";
 
 /// The whole text of `docs/timing-diagrams.md`.
@@ -94,6 +92,26 @@ pub fn timing_diagrams_doc() -> String {
 #[must_use]
 pub fn render_doc(traces: &[(&'static ScenarioInfo, Trace)]) -> String {
     let mut out = String::from(INTRO);
+    let d = Config::default();
+    let g = d.guarantees();
+    let _ = write!(
+        out,
+        "- **The defaults** (client pings every {}, pong timeout {}, Slow at {} missed, reconnect \
+         at {}; server pings every {}, idle timeout {}) give: tolerance {}, detection bound {}, \
+         warning lead {}, Slow ends within {}, the server detects a dead client within {}.\n\n\
+         ## Scenarios\n\n",
+        fmt_dur(d.client.ping_interval),
+        fmt_dur(d.client.pong_timeout),
+        d.client.slow_threshold,
+        d.client.max_missed_pongs,
+        fmt_dur(d.server.ping_interval),
+        fmt_dur(d.server.idle_timeout),
+        fmt_dur(g.client_tolerance),
+        fmt_dur(g.detection_bound),
+        fmt_dur(g.warning_lead),
+        fmt_dur(g.slow_bound),
+        fmt_dur(g.server_detection_bound),
+    );
     for (info, _) in traces {
         let _ = writeln!(out, "- [`{}`](#{}): {}", info.name, info.name, info.about);
     }

@@ -19,7 +19,7 @@ pub fn fmt_time(at: Instant) -> String {
     format!("T={}", fmt_secs(at.as_micros() / 1000))
 }
 
-/// Formats a duration compactly: `850ms`, `30s`, `1m30.5s`, `2h0m0s`.
+/// Formats a duration compactly: `850ms`, `30s`, `1m30.5s`, `2h`.
 #[must_use]
 pub fn fmt_dur(d: Duration) -> String {
     let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
@@ -35,19 +35,23 @@ pub fn fmt_dur(d: Duration) -> String {
 fn fmt_secs(total_ms: u64) -> String {
     let (secs, ms) = (total_ms / 1000, total_ms % 1000);
     let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    let has_secs = s > 0 || ms > 0;
     let mut out = String::new();
     if h > 0 {
-        let _ = write!(out, "{h}h{m}m");
-    } else if m > 0 {
+        let _ = write!(out, "{h}h");
+    }
+    if m > 0 || (h > 0 && has_secs) {
         let _ = write!(out, "{m}m");
     }
-    let _ = write!(out, "{s}");
-    if ms > 0 {
-        let frac = format!("{ms:03}");
-        out.push('.');
-        out.push_str(frac.trim_end_matches('0'));
+    if has_secs || out.is_empty() {
+        let _ = write!(out, "{s}");
+        if ms > 0 {
+            let frac = format!("{ms:03}");
+            out.push('.');
+            out.push_str(frac.trim_end_matches('0'));
+        }
+        out.push('s');
     }
-    out.push('s');
     out
 }
 
@@ -591,7 +595,9 @@ mod tests {
         assert_eq!(fmt_time(Instant::ZERO), "T=0s");
         assert_eq!(fmt_time(Instant::from_millis(30_050)), "T=30.05s");
         assert_eq!(fmt_time(Instant::from_secs(90)), "T=1m30s");
-        assert_eq!(fmt_time(Instant::from_secs(7200)), "T=2h0m0s");
+        assert_eq!(fmt_time(Instant::from_secs(60)), "T=1m");
+        assert_eq!(fmt_time(Instant::from_secs(7200)), "T=2h");
+        assert_eq!(fmt_time(Instant::from_millis(7_230_500)), "T=2h0m30.5s");
         assert_eq!(fmt_dur(Duration::from_micros(612_345)), "612ms");
         assert_eq!(fmt_dur(Duration::from_micros(12)), "12us");
     }
