@@ -743,3 +743,44 @@ pub fn server_restart_herd(
     conclude(&mut t, format!("without jitter: {without}"));
     Ok(t)
 }
+
+/// The stability world: `clients` clients on `config`, long-tail latency up to
+/// `network.max_latency`, pong delay up to `network.max_server_delay` (normal handling plus a
+/// load spike of `max_server_delay - 500ms` every 7 minutes), timers up to
+/// `network.max_timer_lateness` late; no trace. Everything stays within the assumptions, so a
+/// valid configuration must show no miss, no reconnect and no server close, however long it
+/// runs. Returned unrun: call [`World::run_until`].
+///
+/// # Errors
+/// When `config`'s client or server side is invalid.
+pub fn stability_world(
+    config: &Config,
+    seed: u64,
+    clients: u32,
+    duration: Duration,
+) -> Result<World, ConfigErrors> {
+    let n = config.network;
+    let mut setup = Setup::new(*config);
+    setup.seed = seed;
+    setup.clients = clients;
+    setup.trace = TraceMode::Off;
+    setup.network.latency = Latency::LongTail {
+        typical: Duration::from_millis(60).min(n.max_latency),
+        max: n.max_latency,
+    };
+    let spike = n
+        .max_server_delay
+        .saturating_sub(Duration::from_millis(500));
+    setup.server_delay = Latency::Uniform {
+        min: Duration::ZERO,
+        max: n.max_server_delay.saturating_sub(spike),
+    };
+    setup.timer_jitter = n.max_timer_lateness;
+    setup.start_spread = Duration::from_secs(10);
+    let mut world = World::new(setup)?;
+    let end = duration.as_secs();
+    for t in (300..end).step_by(420) {
+        world.schedule(Instant::from_secs(t), Fault::ServerBusy(spike));
+    }
+    Ok(world)
+}

@@ -12,6 +12,7 @@
 //! The same [`Setup`] and schedule give the same trace, byte for byte, on any platform.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::time::Duration;
 
 use heartbeat_core::{
@@ -362,6 +363,52 @@ impl Stats {
     }
 }
 
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "events: {}", self.events)?;
+        writeln!(
+            f,
+            "connection attempts: {}, accepted: {}",
+            self.connects, self.accepts
+        )?;
+        writeln!(
+            f,
+            "client pings: {} sent, {} pongs read; server pings: {} sent; messages lost: {}",
+            self.client_pings, self.client_pongs, self.server_pings, self.lost
+        )?;
+        writeln!(
+            f,
+            "pongs missed: {}; slow windows: {} ({} recovered); local stalls: {}",
+            self.misses, self.slow, self.recovered, self.stalls
+        )?;
+        let [missed, closed, failed, timeout] = self.reconnects;
+        writeln!(
+            f,
+            "reconnects: {} (missed_pongs {missed}, connection_closed {closed}, connect_failed {failed}, connect_timeout {timeout})",
+            self.total_reconnects()
+        )?;
+        let [idle, flood] = self.server_closes;
+        writeln!(
+            f,
+            "server closes: {} (idle_timeout {idle}, too_many_pings {flood})",
+            self.total_server_closes()
+        )?;
+        write!(f, "rtt: {} samples", self.rtt_samples())?;
+        if self.rtt_samples() > 0 {
+            let p = |q| self.rtt_percentile(q).map(fmt_dur).unwrap_or_default();
+            write!(
+                f,
+                ", p50 {}, p90 {}, p99 {}, max {}",
+                p(50),
+                p(90),
+                p(99),
+                p(100)
+            )?;
+        }
+        writeln!(f)
+    }
+}
+
 /// The socket as the client sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Sock {
@@ -642,6 +689,11 @@ impl World {
     #[must_use]
     pub fn setup(&self) -> &Setup {
         &self.setup
+    }
+
+    /// Changes what the trace records from now on.
+    pub fn set_trace_mode(&mut self, mode: TraceMode) {
+        self.setup.trace = mode;
     }
 
     /// Sets the trace's title.
