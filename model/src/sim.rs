@@ -8,8 +8,9 @@
 //! core's; this module never looks inside a `Client` or `Server` beyond their public API.
 //!
 //! Determinism: all randomness comes from one seed through [`Rng`] (xoshiro256**, integers
-//! only); events are ordered by `(time, sequence number)`, so ties resolve in scheduling order.
-//! The same [`Setup`] and schedule give the same trace, byte for byte, on any platform.
+//! only); events leave the queue ([`crate::queue::EventQueue`]) by time, and events at the same
+//! time in the order they were scheduled. The same [`Setup`] and schedule give the same trace,
+//! byte for byte, on any platform.
 
 use std::borrow::Cow;
 use std::fmt;
