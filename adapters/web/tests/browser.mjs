@@ -1,0 +1,355 @@
+// Browser tests of heartbeat-web: the demo page in a real headless Chromium against the tokio
+// example server on 127.0.0.1, with the short config in fast.json (ping 500ms, pong timeout
+// 400ms, slow after 2 misses, reconnect after 6).
+//
+//   node tests/browser.mjs --server BIN --static-dir DIR --config FILE --artifacts DIR
+//
+// Scenarios: healthy (RTT, echoed message, page hints); the server stopped (SIGSTOP) and then
+// stalled from within (/control/stall) -> 'slow' then 'healthy', no reconnect, with a screenshot
+// of the slow page; the server killed -> 'reconnecting', then 'healthy' again once restarted on
+// the same port. Every wait is bounded; a failure prints what the page saw.
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync, createWriteStream } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const { values: args } = parseArgs({
+  options: {
+    server: { type: 'string' },
+    'static-dir': { type: 'string' },
+    config: { type: 'string' },
+    artifacts: { type: 'string' },
+    chromium: { type: 'string', default: '/usr/bin/chromium' },
+    'pid-file': { type: 'string' },
+  },
+});
+for (const name of ['server', 'static-dir', 'config', 'artifacts']) {
+  if (!args[name]) throw new Error(`missing --${name}`);
+}
+const artifacts = resolve(args.artifacts);
+mkdirSync(artifacts, { recursive: true });
+const fullConfig = JSON.parse(readFileSync(args.config, 'utf8'));
+const clientConfig = fullConfig.client;
+
+const started = Date.now();
+const since = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---- the server process ----
+
+let server = null;
+const serverLog = createWriteStream(join(artifacts, 'server.log'), { flags: 'w' });
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.on('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+async function startServer(port) {
+  for (let attempt = 1; ; attempt++) {
+    const child = spawn(
+      args.server,
+      [args.config, '--addr', `127.0.0.1:${port}`, '--static-dir', args['static-dir']],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' } },
+    );
+    child.stderr.pipe(serverLog, { end: false });
+    const ready = await new Promise((res) => {
+      let out = '';
+      const timer = setTimeout(() => res(false), 15_000);
+      child.stdout.on('data', (chunk) => {
+        serverLog.write(chunk);
+        out += chunk;
+        if (out.includes('listening on')) {
+          clearTimeout(timer);
+          res(true);
+        }
+      });
+      child.on('exit', () => {
+        clearTimeout(timer);
+        res(false);
+      });
+    });
+    if (ready) {
+      server = child;
+      if (args['pid-file']) writeFileSync(args['pid-file'], `${child.pid}\n`);
+      console.log(`[${since()}] server pid ${child.pid} listening on 127.0.0.1:${port}`);
+      return;
+    }
+    child.kill('SIGKILL');
+    // The port may still be held for a moment after a kill.
+    if (attempt >= 20) throw new Error(`server did not start on port ${port}; see ${artifacts}/server.log`);
+    await sleep(250);
+  }
+}
+
+function killServer(signal = 'SIGKILL') {
+  if (!server) return Promise.resolve();
+  const child = server;
+  server = null;
+  const exited = new Promise((res) => {
+    if (child.exitCode !== null || child.signalCode !== null) res();
+    else child.on('exit', res);
+  });
+  child.kill('SIGCONT');
+  child.kill(signal);
+  return Promise.race([exited, sleep(5_000)]);
+}
+
+function httpGet(port, path) {
+  // A raw request, so nothing (proxies, keep-alive pools) stands between us and the server.
+  return new Promise((res, rej) => {
+    const sock = connect({ host: '127.0.0.1', port }, () => {
+      sock.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+    });
+    let data = '';
+    sock.setTimeout(5_000, () => sock.destroy(new Error(`GET ${path}: timeout`)));
+    sock.on('data', (d) => (data += d));
+    sock.on('end', () => res(data));
+    sock.on('error', rej);
+  });
+}
+
+// ---- the page ----
+
+let browser = null;
+let page = null;
+const consoleLines = [];
+
+async function pageState() {
+  if (!page) return 'no page';
+  try {
+    return await page.evaluate(() => {
+      const d = window.demo ?? {};
+      return {
+        badge: document.getElementById('badge')?.textContent,
+        rtt: document.getElementById('rtt')?.textContent,
+        error: d.error,
+        statuses: (d.statuses ?? []).slice(-12).map((s) => `${s.status}${s.rttMs === undefined ? '' : `@${s.rttMs.toFixed(1)}ms`}`),
+        events: (d.events ?? []).slice(-25).map(({ at, ...e }) => JSON.stringify(e)),
+        messages: (d.messages ?? []).slice(-5).map((m) => m.data),
+      };
+    });
+  } catch (e) {
+    return `page not readable: ${e}`;
+  }
+}
+
+async function fail(message) {
+  const state = await pageState();
+  const text = `FAILED at ${since()}: ${message}\npage saw: ${JSON.stringify(state, null, 2)}\n` +
+    `console (last 20):\n  ${consoleLines.slice(-20).join('\n  ')}`;
+  try {
+    await page?.screenshot({ path: join(artifacts, 'failure.png'), fullPage: true });
+  } catch {}
+  throw new Error(text);
+}
+
+/** Waits until `fn(demo)`, evaluated in the page, is truthy; at most `ms`. */
+async function waitFor(what, ms, fn, arg) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await page.evaluate(fn, arg).catch((e) => fail(`${what}: ${e}`));
+    if (v) return v;
+    if (Date.now() > deadline) return fail(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+const status = () => page.evaluate(() => window.demo.socket.status);
+const eventCount = () => page.evaluate(() => window.demo.events.length);
+const eventsSince = (n) => page.evaluate((n) => window.demo.events.slice(n).map(({ at, ...e }) => e), n);
+/** The distinct statuses shown since event-independent index `n` of `demo.statuses`. */
+const statusesSince = (n) =>
+  page.evaluate((n) => {
+    const out = [];
+    for (const s of window.demo.statuses.slice(n)) if (out[out.length - 1] !== s.status) out.push(s.status);
+    return out;
+  }, n);
+const statusCount = () => page.evaluate(() => window.demo.statuses.length);
+
+function check(cond, message) {
+  if (!cond) return fail(message);
+  return undefined;
+}
+
+async function echo(tag) {
+  const text = JSON.stringify({ type: 'chat', text: tag });
+  const sent = await page.evaluate((t) => window.demo.socket.send(t), text);
+  await check(sent, `send(${text}) returned false on an open connection`);
+  await waitFor(`the echo of ${text}`, 3_000, (t) => window.demo.messages.some((m) => m.data === t), text);
+}
+
+// ---- the scenarios ----
+
+async function healthy() {
+  await waitFor("status 'healthy' with an RTT", 10_000, () =>
+    window.demo.statuses.some((s) => s.status === 'healthy' && s.rttMs !== undefined));
+  const badge = await page.textContent('#badge');
+  const rtt = await page.textContent('#rtt');
+  await check(badge === 'Connected', `badge says ${JSON.stringify(badge)}, expected "Connected"`);
+  await check(/^\d+(\.\d)? ms$/.test(rtt), `RTT shows ${JSON.stringify(rtt)}`);
+  await echo('hello');
+  const received = await page.textContent('#received');
+  await check(received.includes('hello'), `the page shows ${JSON.stringify(received)} as last message`);
+  // Three more pings answered, still healthy: the echo is not mistaken for a heartbeat.
+  const n = await eventCount();
+  await waitFor('three more RTT samples', 5_000, (n) =>
+    window.demo.events.slice(n).filter((e) => e.type === 'rtt').length >= 3, n);
+  await check((await status()) === 'healthy', `status ${await status()} after pings`);
+  console.log(`[${since()}] ok healthy: badge "${badge}", RTT ${rtt}, echo received`);
+}
+
+async function hints() {
+  const n = await eventCount();
+  const s = await statusCount();
+  await page.evaluate(() => {
+    Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true });
+    document.dispatchEvent(new Event('visibilitychange'));
+    window.dispatchEvent(new Event('offline'));
+  });
+  await sleep(1_200);
+  const hidden = await eventsSince(n);
+  await check(hidden.some((e) => e.type === 'hint' && e.hint === 'hidden'), 'no hidden hint was logged');
+  await check(hidden.some((e) => e.type === 'hint' && e.hint === 'offline'), 'no offline hint was logged');
+  await check(!hidden.some((e) => e.type === 'reconnect'), `hidden/offline caused a reconnect: ${JSON.stringify(hidden)}`);
+  const m = await eventCount();
+  const shown = await page.evaluate(() => {
+    delete document.visibilityState;
+    Object.defineProperty(document, 'visibilityState', { value: 'visible', configurable: true });
+    const at = performance.now();
+    document.dispatchEvent(new Event('visibilitychange'));
+    window.dispatchEvent(new Event('online'));
+    return at;
+  });
+  // Visible probes at once: an RTT sample well before the next scheduled ping would be due.
+  const probe = await waitFor('an RTT sample after the page became visible', 2_000, (m) =>
+    window.demo.events.slice(m).find((e) => e.type === 'rtt'), m);
+  const after = await eventsSince(m);
+  await check(after.some((e) => e.type === 'hint' && e.hint === 'visible'), 'no visible hint was logged');
+  await check(after.some((e) => e.type === 'hint' && e.hint === 'online'), 'no online hint was logged');
+  await check(JSON.stringify(await statusesSince(s)) === '["healthy"]' || (await statusesSince(s)).length === 0,
+    `hints changed the status: ${JSON.stringify(await statusesSince(s))}`);
+  await page.evaluate(() => { delete document.visibilityState; });
+  console.log(`[${since()}] ok hints: hidden/offline changed nothing; visible answered by a ping ${(probe.at - shown).toFixed(0)} ms later`);
+}
+
+async function slowThenHealthy(label, stall, resume) {
+  await waitFor("status 'healthy' before the stall", 5_000, () => window.demo.socket.status === 'healthy');
+  const n = await eventCount();
+  const s = await statusCount();
+  const t0 = Date.now();
+  await stall();
+  await waitFor(`status 'slow' (${label})`, 4_000, () => window.demo.socket.status === 'slow');
+  const slowAfter = Date.now() - t0;
+  let shot = null;
+  if (label === 'SIGSTOP') {
+    shot = join(artifacts, 'slow.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    const badge = await page.textContent('#badge');
+    await check(badge === 'Slow connection', `badge says ${JSON.stringify(badge)} while slow`);
+  }
+  await resume();
+  await waitFor(`status 'healthy' again (${label})`, 5_000, () => window.demo.socket.status === 'healthy');
+  const seen = await statusesSince(s);
+  const events = await eventsSince(n);
+  await check(!events.some((e) => e.type === 'reconnect' || e.type === 'connect'),
+    `${label}: the client reconnected: ${JSON.stringify(events.filter((e) => e.type !== 'rtt'))}`);
+  await check(JSON.stringify(seen) === '["slow","healthy"]', `${label}: statuses ${JSON.stringify(seen)}, expected slow then healthy`);
+  await check(events.some((e) => e.type === 'recovered'), `${label}: no 'recovered' event`);
+  await echo(`after ${label}`);
+  const missed = Math.max(...events.filter((e) => e.type === 'pong_missed').map((e) => e.missed));
+  console.log(`[${since()}] ok ${label}: slow after ${slowAfter} ms (${missed} pongs missed), healthy again, no reconnect` +
+    (shot ? `; screenshot ${shot}` : ''));
+}
+
+async function serverGone(port) {
+  await waitFor("status 'healthy' before the kill", 5_000, () => window.demo.socket.status === 'healthy');
+  const n = await eventCount();
+  const s = await statusCount();
+  await killServer('SIGKILL');
+  await waitFor("status 'reconnecting' after the kill", 3_000, () => window.demo.socket.status === 'reconnecting');
+  // Down for a while: attempts fail and back off; the page keeps saying 'reconnecting'.
+  await sleep(2_000);
+  await check((await status()) === 'reconnecting', `status ${await status()} while the server is down`);
+  await page.screenshot({ path: join(artifacts, 'reconnecting.png'), fullPage: true });
+  const down = await eventsSince(n);
+  const attempts = down.filter((e) => e.type === 'connect').length;
+  await check(attempts >= 1, `no reconnect attempt while the server was down: ${JSON.stringify(down)}`);
+  await startServer(port);
+  await waitFor("status 'healthy' after the restart", 8_000, () => window.demo.socket.status === 'healthy');
+  const seen = await statusesSince(s);
+  await check(seen[0] === 'reconnecting' && seen[seen.length - 1] === 'healthy' && !seen.includes('slow'),
+    `statuses ${JSON.stringify(seen)}, expected reconnecting ... healthy (no slow: a closed socket is not a slow server)`);
+  const reasons = [...new Set((await eventsSince(n)).filter((e) => e.type === 'reconnect').map((e) => e.reason))];
+  await echo('after restart');
+  await page.screenshot({ path: join(artifacts, 'healthy.png'), fullPage: true });
+  console.log(`[${since()}] ok server gone: reconnecting (${attempts} attempts while down, reasons ${reasons.join(', ')}), healthy after restart, echo on the new connection`);
+}
+
+async function main() {
+  const port = await freePort();
+  await startServer(port);
+  browser = await chromium.launch({
+    executablePath: args.chromium,
+    headless: true,
+    chromiumSandbox: false,
+    // Playwright gives each launch a fresh, temporary --user-data-dir.
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+  page = await browser.newPage({ viewport: { width: 1000, height: 720 } });
+  page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e}`));
+  const url = `http://127.0.0.1:${port}/?config=${encodeURIComponent(JSON.stringify(clientConfig))}`;
+  await page.goto(url, { timeout: 15_000 });
+  await waitFor('the demo page to load the wasm and start', 10_000, () => window.demo?.ready || window.demo?.error);
+  const error = await page.evaluate(() => window.demo.error);
+  await check(!error, `the demo page failed to start: ${error}`);
+  console.log(`[${since()}] page loaded: ${url}`);
+
+  await healthy();
+  await hints();
+  await slowThenHealthy(
+    'SIGSTOP',
+    async () => server.kill('SIGSTOP'),
+    async () => server.kill('SIGCONT'),
+  );
+  await slowThenHealthy(
+    '/control/stall?secs=2',
+    async () => {
+      const reply = await httpGet(port, '/control/stall?secs=2');
+      if (!reply.startsWith('HTTP/1.1 200')) await fail(`/control/stall answered ${JSON.stringify(reply.slice(0, 200))}`);
+    },
+    async () => {},
+  );
+  await serverGone(port);
+
+  const errors = consoleLines.filter((l) => l.startsWith('pageerror'));
+  await check(errors.length === 0, `page errors: ${errors.join('; ')}`);
+  writeFileSync(join(artifacts, 'events.json'), JSON.stringify(await page.evaluate(() => window.demo.events), null, 1));
+  console.log(`[${since()}] all browser tests passed; artifacts in ${artifacts}`);
+}
+
+let code = 0;
+try {
+  await main();
+} catch (e) {
+  console.error(String(e?.stack ?? e));
+  code = 1;
+} finally {
+  writeFileSync(join(artifacts, 'console.log'), consoleLines.join('\n') + '\n');
+  await browser?.close().catch(() => {});
+  await killServer('SIGKILL');
+  serverLog.end();
+}
+process.exit(code);
