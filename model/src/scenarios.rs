@@ -502,6 +502,27 @@ pub fn story_fixed(
             fmt_dur(config.guarantees().client_tolerance)
         ),
     );
+    // The same load with the story's original client numbers, to say what the numbers add.
+    let original = story(
+        "story-fixed",
+        story_original_config(),
+        Fault::ServerBusy(STORY_LOAD),
+        seed,
+        duration,
+    )?;
+    let s = Summary::from_trace(&original);
+    conclude(
+        &mut t,
+        format!(
+            "the same load with the original 30s/30s/3 client and this server: {} reconnect(s), \
+             {} slow window(s); the new numbers add an earlier Slow warning and faster detection \
+             of a really dead server ({} instead of {})",
+            s.reconnects.len(),
+            s.slow_windows.len(),
+            fmt_dur(config.guarantees().detection_bound),
+            fmt_dur(story_original_config().guarantees().detection_bound),
+        ),
+    );
     Ok(t)
 }
 
