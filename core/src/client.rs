@@ -184,6 +184,8 @@ pub struct Client {
     next_seq: u32,
     /// Failed attempts since the last connection that showed a sign of life.
     attempt: u32,
+    /// A connection has been opened at least once (Connecting vs Reconnecting).
+    connected_once: bool,
     /// splitmix64 state, seeded by the caller: the jitter is replayable.
     rng: u64,
     pending: u16,
@@ -228,6 +230,7 @@ impl Client {
             },
             next_seq: 0,
             attempt: 0,
+            connected_once: false,
             rng: seed,
             pending: pending::CONNECT,
             pong_seq: 0,
@@ -244,7 +247,7 @@ impl Client {
     #[must_use]
     pub fn status(&self) -> Status {
         match self.phase {
-            Phase::Connecting { .. } if self.attempt == 0 && self.next_seq == 0 => {
+            Phase::Connecting { .. } if self.attempt == 0 && !self.connected_once => {
                 Status::Connecting
             }
             Phase::Connecting { .. } | Phase::Backoff { .. } => Status::Reconnecting,
@@ -269,6 +272,77 @@ impl Client {
         self.now
     }
 
+    /// The sequence number the next ping will carry.
+    #[must_use]
+    pub fn next_seq(&self) -> u32 {
+        self.next_seq
+    }
+
+    /// The earliest instant the client holds that still matters: its clock, its deadlines and
+    /// the send time of the ping in flight. [`Client::shift`] by at most this much is exact.
+    #[must_use]
+    pub fn earliest_instant(&self) -> Instant {
+        match self.phase {
+            Phase::Connecting { deadline } => self.now.min(deadline),
+            Phase::Connected {
+                next_ping,
+                in_flight,
+                ..
+            } => {
+                let t = self.now.min(next_ping);
+                in_flight.map_or(t, |f| t.min(f.sent))
+            }
+            Phase::Backoff { until } => self.now.min(until),
+            Phase::Closed => self.now,
+        }
+    }
+
+    /// Moves the client's time origin and its ping numbering: every instant it holds moves
+    /// `time` earlier (saturating at zero) and every ping sequence number moves `seqs` down
+    /// (wrapping, as the numbers do). Payloads of outputs already drained are forgotten.
+    ///
+    /// Behaviour depends only on differences between instants and between sequence numbers, so
+    /// after `shift(d, n)` the client behaves exactly as before in a world whose clock reads `d`
+    /// less and whose ping numbers (and the pongs echoing them) are `n` less, provided that
+    /// `d <= earliest_instant()` and nothing is pending. The model checker uses this to fold
+    /// states that differ only in when they happen, which keeps its state space finite.
+    pub fn shift(&mut self, time: Duration, seqs: u32) {
+        let back = |t: Instant| t.saturating_sub(time);
+        self.now = back(self.now);
+        match &mut self.phase {
+            Phase::Connecting { deadline } => *deadline = back(*deadline),
+            Phase::Connected {
+                next_ping,
+                in_flight,
+                ..
+            } => {
+                *next_ping = back(*next_ping);
+                if let Some(f) = in_flight {
+                    f.sent = back(f.sent);
+                    f.seq = f.seq.wrapping_sub(seqs);
+                }
+            }
+            Phase::Backoff { until } => *until = back(*until),
+            Phase::Closed => {}
+        }
+        self.next_seq = self.next_seq.wrapping_sub(seqs);
+        if self.pending & pending::PONG == 0 {
+            self.pong_seq = 0;
+        }
+        if self.pending & pending::RTT == 0 {
+            self.rtt_us = 0;
+        }
+        if self.pending & (pending::RECOVERED | pending::MISSED | pending::SLOW) == 0 {
+            self.note = 0;
+        }
+        if self.pending & pending::STALLED == 0 {
+            self.stall_ms = 0;
+        }
+        if self.pending & pending::RECONNECT == 0 {
+            self.reason = ReconnectReason::ConnectFailed;
+        }
+    }
+
     // ---- inputs ----
 
     /// The socket opened (after [`Event::Connect`]). Queues the first ping at once.
@@ -280,6 +354,7 @@ impl Client {
                 in_flight: None,
                 missed: 0,
             };
+            self.connected_once = true;
             self.pending |= pending::CONNECTED;
             self.send_ping(now, false);
         }

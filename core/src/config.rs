@@ -46,7 +46,7 @@ impl Default for ClientConfig {
             slow_threshold: 2,
             max_missed_pongs: 4,
             stall_threshold: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(15),
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(30),
         }

@@ -140,6 +140,52 @@ impl Server {
         u32::from(self.strikes)
     }
 
+    /// The sequence number the server's next ping will carry.
+    #[must_use]
+    pub fn next_seq(&self) -> u32 {
+        self.next_seq
+    }
+
+    /// The earliest instant the server holds that still matters. [`Server::shift`] by at most
+    /// this much is exact.
+    #[must_use]
+    pub fn earliest_instant(&self) -> Instant {
+        let t = self.now.min(self.last_read).min(self.next_ping);
+        if self.bits & pending::SEEN_PING != 0 {
+            t.min(self.last_client_ping)
+        } else {
+            t
+        }
+    }
+
+    /// Moves the server's time origin and its ping numbering, as [`crate::Client::shift`] does
+    /// for the client: every instant moves `time` earlier, every sequence number of the
+    /// server's own pings moves `seqs` down, and what no longer matters is forgotten (drained
+    /// payloads; a previous client ping older than `min_client_ping_interval`, which can never
+    /// cause a strike, is clamped to exactly that age).
+    pub fn shift(&mut self, time: Duration, seqs: u32) {
+        let floor = self
+            .now
+            .saturating_sub(Duration::from_millis(u64::from(self.min_client_ping_ms)));
+        if self.bits & pending::SEEN_PING != 0 {
+            self.last_client_ping = self.last_client_ping.max(floor);
+        } else {
+            self.last_client_ping = self.now;
+        }
+        let back = |t: Instant| t.saturating_sub(time);
+        self.now = back(self.now);
+        self.last_read = back(self.last_read);
+        self.next_ping = back(self.next_ping);
+        self.last_client_ping = back(self.last_client_ping);
+        self.next_seq = self.next_seq.wrapping_sub(seqs);
+        if self.bits & pending::PONG == 0 {
+            self.pong_seq = 0;
+        }
+        if self.bits & pending::RTT == 0 {
+            self.rtt_us = 0;
+        }
+    }
+
     /// A heartbeat message arrived from the client. A ping is answered from this very call.
     pub fn handle_message(&mut self, now: Instant, message: Message) {
         let now = self.read(now);

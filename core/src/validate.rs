@@ -156,6 +156,17 @@ pub enum ConfigError {
         /// `server.min_client_ping_interval`.
         min_client_ping_interval: Duration,
     },
+    /// A handshake within the assumptions could outlast the connect timeout.
+    #[error(
+        "client.connect_timeout ({}) must exceed a handshake round trip: 2 x network.max_latency ({}) = {}",
+        H(*connect_timeout), H(*max_latency), H(max_latency.saturating_mul(2))
+    )]
+    ConnectTimeoutTooShort {
+        /// `client.connect_timeout`.
+        connect_timeout: Duration,
+        /// `network.max_latency`.
+        max_latency: Duration,
+    },
     /// Normal timer lateness would be mistaken for a local stall.
     #[error(
         "network.max_timer_lateness ({}) must not exceed client.stall_threshold ({}): normal timer lateness \
@@ -427,6 +438,13 @@ impl Config {
                 client_ping_interval: c.ping_interval,
                 max_latency: n.max_latency,
                 min_client_ping_interval: s.min_client_ping_interval,
+            });
+        }
+
+        if c.connect_timeout <= n.max_latency.saturating_mul(2) {
+            v.errors.push(ConfigError::ConnectTimeoutTooShort {
+                connect_timeout: c.connect_timeout,
+                max_latency: n.max_latency,
             });
         }
 

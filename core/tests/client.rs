@@ -220,8 +220,8 @@ fn attempt_resets_on_first_sign_of_life_not_on_connect() {
 fn connect_timeout_gives_up_the_attempt() {
     let mut c = Client::new(&story(), Instant::ZERO, 1).unwrap();
     let _ = events(&mut c);
-    assert_eq!(c.poll_timeout(), Some(secs(10)));
-    c.handle_timeout(secs(10));
+    assert_eq!(c.poll_timeout(), Some(secs(15)));
+    c.handle_timeout(secs(15));
     assert!(matches!(
         events(&mut c)[..],
         [Event::Reconnect {

@@ -211,3 +211,77 @@ proptest! {
         prop_assert_eq!(heartbeat_core::parse_duration(&text), Ok(d), "{}", text);
     }
 }
+
+/// Applies `inp` at `at` to a client, returning what it sent and emitted.
+fn feed(c: &mut Client, inp: &Input, at: Instant) -> (Vec<Message>, Vec<Event>) {
+    match inp {
+        Input::Connected => c.handle_connected(at),
+        Input::Disconnected => c.handle_disconnected(at),
+        Input::Ping(seq) => c.handle_message(at, Message::Ping { seq: *seq }),
+        Input::Pong(seq) => c.handle_message(at, Message::Pong { seq: *seq }),
+        Input::Read => c.handle_read(at),
+        Input::Hint(h) => c.handle_hint(at, hint(*h)),
+        Input::Timeout | Input::AtDeadline => c.handle_timeout(at),
+    }
+    (
+        std::iter::from_fn(|| c.poll_transmit()).collect(),
+        std::iter::from_fn(|| c.poll_event()).collect(),
+    )
+}
+
+fn forward() -> impl Strategy<Value = u64> {
+    0..40_000_000u64
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// `Client::shift` is exact: a shifted client fed the same inputs, shifted the same way,
+    /// produces the same outputs, shifted. The model checker's soundness rests on this.
+    #[test]
+    fn shifted_client_behaves_the_same(
+        config in client_config(),
+        prefix in prop::collection::vec((input(), forward()), 0..30),
+        suffix in prop::collection::vec((input(), forward()), 1..60),
+        frac in 0..=100u64,
+        seqs in any::<u32>(),
+    ) {
+        let mut now = Instant::ZERO;
+        let mut a = Client::new(&config, now, 5).unwrap();
+        while a.poll_event().is_some() {}
+        for (inp, dt) in &prefix {
+            now = now.saturating_add(Duration::from_micros(*dt));
+            let at = if matches!(inp, Input::AtDeadline) { a.poll_timeout().unwrap_or(now).max(now) } else { now };
+            now = at;
+            feed(&mut a, inp, at);
+        }
+        let d = Duration::from_micros(a.earliest_instant().as_micros() * frac / 100);
+        let mut b = a.clone();
+        b.shift(d, seqs);
+        for (inp, dt) in &suffix {
+            now = now.saturating_add(Duration::from_micros(*dt));
+            let at = if matches!(inp, Input::AtDeadline) { a.poll_timeout().unwrap_or(now).max(now) } else { now };
+            now = at;
+            // Pongs echo the client's numbering, so they shift; server pings do not.
+            let inp_b = match inp {
+                Input::Pong(seq) => Input::Pong(u64::from((*seq as u32).wrapping_sub(seqs))),
+                other => other.clone(),
+            };
+            let inp_a = match inp {
+                Input::Pong(seq) => Input::Pong(u64::from(*seq as u32)),
+                other => other.clone(),
+            };
+            let (sa, ea) = feed(&mut a, &inp_a, at);
+            let (sb, eb) = feed(&mut b, &inp_b, at.saturating_sub(d));
+            // The client's pings carry its own numbering; its pongs echo the server's.
+            let sa: Vec<_> = sa.into_iter().map(|m| match m {
+                Message::Ping { seq } => Message::Ping { seq: u64::from((seq as u32).wrapping_sub(seqs)) },
+                pong => pong,
+            }).collect();
+            prop_assert_eq!(sa, sb);
+            prop_assert_eq!(ea, eb);
+            prop_assert_eq!(a.status(), b.status());
+            prop_assert_eq!(a.poll_timeout().map(|t| t.saturating_sub(d)), b.poll_timeout());
+        }
+    }
+}
