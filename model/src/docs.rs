@@ -5,13 +5,16 @@ use std::fmt::Write as _;
 
 use heartbeat_core::Config;
 
-use crate::render::{ascii, fmt_dur, mermaid, Summary};
+use crate::render::{ascii, fmt_dur, fold_routine, mermaid, Summary};
 use crate::scenarios::{ScenarioInfo, SCENARIOS};
 use crate::trace::Trace;
 
 /// The command that rewrites `docs/timing-diagrams.md` and the diagram snapshots.
 pub const REGENERATE: &str =
     "UPDATE_DIAGRAMS=1 INSTA_UPDATE=always cargo test -p heartbeat-model --test diagrams";
+
+/// Longest run of routine heartbeat rows the page's ASCII diagrams show unfolded.
+pub const FOLD: usize = 24;
 
 /// The seed every documented scenario runs with.
 pub const DOC_SEED: u64 = 1;
@@ -59,6 +62,9 @@ The same scenarios run from the command line: `heartbeat simulate --scenario NAM
 - `ping 3 ───►` in the frontend column: the client wrote ping 3; `────► ping 3` in the backend
   column: the server read it. `◄────` is the other way. `──✕` / `✕────`: the message was lost.
   Each side numbers its own pings: the server's `ping 0` is not the client's `ping 0`.
+- Long stretches of routine heartbeats are folded in the ASCII diagrams
+  (`~~ ⋮ 40 routine heartbeat rows until T=9m0.1s left out ⋮ ~~`); the Mermaid diagrams and
+  `heartbeat diagram NAME` show every row.
 - `== status: SLOW ==`: what the user sees changed. `~~ ... ~~`: the world (a fault, a note, or
   the scenario's conclusion, computed from the run).
 - Unless a scenario says otherwise it uses the default configuration (its first line prints
@@ -121,7 +127,7 @@ pub fn render_doc(traces: &[(&'static ScenarioInfo, Trace)]) -> String {
             "\n### {}\n\n{}.\n\n```text\n{}```\n\n<details><summary>Mermaid</summary>\n\n```mermaid\n{}```\n\n</details>\n\nSummary:\n\n```text\n{}```\n",
             info.name,
             capitalise(info.about),
-            ascii(trace),
+            ascii(&fold_routine(trace, FOLD)),
             mermaid(trace),
             Summary::from_trace(trace)
         );

@@ -281,6 +281,58 @@ pub fn ascii(trace: &Trace) -> String {
     out
 }
 
+/// True for a row that only shows heartbeats flowing: a message written or read, or an RTT.
+fn routine(e: &Entry) -> bool {
+    matches!(
+        e.what,
+        What::Send(_)
+            | What::Receive(_)
+            | What::Event(Event::Rtt(_))
+            | What::ServerEvent(ServerEvent::Rtt(_))
+    )
+}
+
+/// The trace with every run of more than `max_run` routine rows (heartbeats written and read,
+/// RTTs) cut to its first and last `max_run / 2` rows and a world note saying how many were left
+/// out. Everything else (events, status changes, losses, notes) is kept.
+#[must_use]
+pub fn fold_routine(trace: &Trace, max_run: usize) -> Trace {
+    let keep = max_run / 2;
+    let mut out = Trace::titled(trace.title.clone());
+    let entries = &trace.entries;
+    let mut i = 0;
+    while i < entries.len() {
+        let start = i;
+        while i < entries.len() && routine(&entries[i]) {
+            i += 1;
+        }
+        let run = i - start;
+        if run > max_run && run > 2 * keep {
+            out.entries.extend_from_slice(&entries[start..start + keep]);
+            let cut = &entries[start + keep..i - keep];
+            let at = cut.first().map_or(Instant::ZERO, |e| e.at);
+            let to = cut.last().map_or(Instant::ZERO, |e| e.at);
+            out.push(
+                at,
+                Who::World,
+                What::note(format!(
+                    "⋮ {} routine heartbeat rows until {} left out ⋮",
+                    cut.len(),
+                    fmt_time(to)
+                )),
+            );
+            out.entries.extend_from_slice(&entries[i - keep..i]);
+        } else {
+            out.entries.extend_from_slice(&entries[start..i]);
+        }
+        if i < entries.len() {
+            out.entries.push(entries[i].clone());
+            i += 1;
+        }
+    }
+    out
+}
+
 fn entry_text_arrowless(e: &Entry) -> String {
     match &e.what {
         What::Send(m) | What::Receive(m) => msg_text(*m),
@@ -609,6 +661,31 @@ mod tests {
         assert_eq!(percentile(&v, 99), Some(Duration::from_millis(99)));
         assert_eq!(percentile(&v, 0), Some(Duration::from_millis(1)));
         assert_eq!(percentile(&[], 50), None);
+    }
+
+    #[test]
+    fn folding_keeps_everything_but_long_routine_runs() {
+        let mut t = Trace::new();
+        for i in 0..40u64 {
+            t.push(
+                Instant::from_secs(i),
+                Who::Client(0),
+                What::Send(Message::Ping { seq: i }),
+            );
+        }
+        t.push(Instant::from_secs(41), Who::World, What::note("fault"));
+        for i in 0..3u64 {
+            t.push(
+                Instant::from_secs(50 + i),
+                Who::Server(0),
+                What::Receive(Message::Ping { seq: i }),
+            );
+        }
+        let f = fold_routine(&t, 10);
+        // 5 + note + 5, the fault note, the short run of 3.
+        assert_eq!(f.len(), 11 + 1 + 3);
+        assert!(matches!(&f.entries[5].what, What::Note(n) if n.contains("30 routine")));
+        assert_eq!(fold_routine(&t, 100), t);
     }
 
     #[test]
