@@ -292,9 +292,10 @@ fn routine(e: &Entry) -> bool {
     )
 }
 
-/// The trace with every run of more than `max_run` routine rows (heartbeats written and read,
-/// RTTs) cut to its first and last `max_run / 2` rows and a world note saying how many were left
-/// out. Everything else (events, status changes, losses, notes) is kept.
+/// The trace with every run of routine rows (heartbeats written and read, RTTs) longer than
+/// `max_run` and `1.5 x max_run` cut to its first and last `max_run / 2` rows and a world note
+/// saying how many were left out. Everything else (events, status changes, losses, notes) is
+/// kept.
 #[must_use]
 pub fn fold_routine(trace: &Trace, max_run: usize) -> Trace {
     let keep = max_run / 2;
@@ -307,7 +308,8 @@ pub fn fold_routine(trace: &Trace, max_run: usize) -> Trace {
             i += 1;
         }
         let run = i - start;
-        if run > max_run && run > 2 * keep {
+        // Fold only when it saves at least `keep` rows: a short cut is harder to read.
+        if run > max_run && run >= 3 * keep && keep > 0 {
             out.entries.extend_from_slice(&entries[start..start + keep]);
             let cut = &entries[start + keep..i - keep];
             let at = cut.first().map_or(Instant::ZERO, |e| e.at);
