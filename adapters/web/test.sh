@@ -6,7 +6,8 @@
 #      std is built once;
 #   3. installs wasm-bindgen-cli of the version in Cargo.lock (skipped when it matches), runs it
 #      and wasm-opt into adapters/web/www/pkg, and checks the .wasm size budget;
-#   4. installs playwright-core from package-lock.json (no browser download: Debian's Chromium);
+#   4. installs playwright-core and typescript from package-lock.json (no browser download:
+#      Debian's Chromium) and type-checks tests/typecheck.ts against the generated .d.ts;
 #   5. builds the tokio example server and runs tests/browser.mjs, which starts, stops and kills
 #      that server and drives the demo page in headless Chromium.
 # Everything it starts is stopped on exit. Artifacts (screenshots, logs): target/web-artifacts.
@@ -114,13 +115,15 @@ if [ "$SIZE" -gt "$MAX_WASM_BYTES" ]; then
   exit 1
 fi
 
-# ---- 4. playwright-core (the driver only; the browser is Debian's) ----
-LOCKED_PW=$(node -e 'console.log(require(process.argv[1]).packages["node_modules/playwright-core"].version)' "$WEB/package-lock.json")
-HAVE_PW=$(node -e 'try { console.log(require(process.argv[1]).version) } catch { console.log("none") }' "$WEB/node_modules/playwright-core/package.json")
-if [ "$LOCKED_PW" != "$HAVE_PW" ]; then
-  phase "npm ci (playwright-core $LOCKED_PW)"
+# ---- 4. playwright-core (the driver only; the browser is Debian's) and TypeScript ----
+STAMP=$WEB/node_modules/.heartbeat-lock
+if ! cmp -s "$WEB/package-lock.json" "$STAMP"; then
+  phase "npm ci (playwright-core, typescript)"
   (cd "$WEB" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+  cp "$WEB/package-lock.json" "$STAMP"
 fi
+phase "tsc: the generated .d.ts against tests/typecheck.ts"
+(cd "$WEB" && node_modules/.bin/tsc -p tsconfig.json)
 
 # ---- 5. the tokio example server, then the browser tests ----
 phase "building the tokio example server"

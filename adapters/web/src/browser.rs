@@ -140,6 +140,10 @@ struct State {
     timer: Option<(i32, Instant)>,
     callbacks: Callbacks,
     handlers: Option<Handlers>,
+    /// Holds the state alive until `close()`, like the browser holds an open WebSocket: a
+    /// `HeartbeatSocket` the application no longer references (and wasm-bindgen's finalizer
+    /// frees) keeps running.
+    keep_alive: Option<Rc<RefCell<State>>>,
 }
 
 impl State {
@@ -408,6 +412,7 @@ impl HeartbeatSocket {
             timer: None,
             callbacks: Callbacks::default(),
             handlers: None,
+            keep_alive: None,
         }));
         let h = handlers(&Rc::downgrade(&state));
         window
@@ -424,7 +429,11 @@ impl HeartbeatSocket {
                 )
                 .map_err(|_| JsError::new("cannot listen to 'visibilitychange'"))?;
         }
-        state.borrow_mut().handlers = Some(h);
+        {
+            let mut s = state.borrow_mut();
+            s.handlers = Some(h);
+            s.keep_alive = Some(Rc::clone(&state));
+        }
         // Connect from a microtask, so that callbacks set right after `new` see everything,
         // the first 'connect' event included.
         let weak = Rc::downgrade(&state);
@@ -474,10 +483,16 @@ impl HeartbeatSocket {
         }
     }
 
-    /// Closes the connection for good; the status becomes 'closed'.
+    /// Closes the connection for good; the status becomes 'closed'. Until then the socket
+    /// keeps running even if the application drops every reference to it.
     pub fn close(&self) {
         step(&self.state, Input::Close, None);
-        self.state.borrow_mut().stop_listening();
+        let keep_alive = {
+            let mut s = self.state.borrow_mut();
+            s.stop_listening();
+            s.keep_alive.take()
+        };
+        drop(keep_alive);
     }
 
     /// The current status.

@@ -6,26 +6,57 @@
 //! here. Generic over the deserializer so the host-side tests can feed it JSON.
 
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
+use core::fmt;
 
 use heartbeat_core::ClientConfig;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-/// Reads and validates a client configuration.
+/// Reads and validates a client configuration: an object, or null/undefined for the defaults.
 ///
 /// # Errors
 /// A message naming the bad field, or every broken rule (one per line).
 pub(crate) fn client_config<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<ClientConfig, String> {
-    let config = Option::<ClientConfig>::deserialize(deserializer)
-        .map_err(|e| format!("invalid heartbeat config: {e}"))?
+    let config = deserializer
+        .deserialize_any(Strict)
+        .map_err(|e| {
+            let e = e.to_string();
+            // serde-wasm-bindgen's errors are JavaScript errors, displayed with their class.
+            let e = e.strip_prefix("Error: ").unwrap_or(&e);
+            format!("invalid heartbeat config: {e}")
+        })?
         .unwrap_or_default();
-    config
-        .validate()
-        .into_result()
-        .map_err(|e| format!("invalid heartbeat config:\n{e}"))?;
+    config.validate().into_result().map_err(|e| e.to_string())?;
     Ok(config)
+}
+
+/// Hands the core's derived `Deserialize` every key of the object. Deserializing a struct
+/// straight from serde-wasm-bindgen reads only the known keys, so a misspelt field would be
+/// ignored silently instead of rejected (`deny_unknown_fields`); going through a map does not.
+struct Strict;
+
+impl<'de> Visitor<'de> for Strict {
+    type Value = Option<ClientConfig>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object with the client's heartbeat settings")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        ClientConfig::deserialize(MapAccessDeserializer::new(map)).map(Some)
+    }
 }
 
 /// The same, from JSON text (for tests and tools).
@@ -38,7 +69,6 @@ fn from_json(text: &str) -> Result<ClientConfig, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::string::ToString;
     use core::time::Duration;
 
     #[test]
@@ -89,6 +119,11 @@ mod tests {
             .unwrap_err();
         assert!(e.contains("client.pong_timeout (10s)"), "{e}");
         assert!(e.contains("client.slow_threshold (4)"), "{e}");
+        let e = from_json("[1]").unwrap_err();
+        assert!(
+            e.contains("an object with the client's heartbeat settings"),
+            "{e}"
+        );
     }
 
     #[test]

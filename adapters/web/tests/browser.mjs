@@ -4,10 +4,12 @@
 //
 //   node tests/browser.mjs --server BIN --static-dir DIR --config FILE --artifacts DIR
 //
-// Scenarios: healthy (RTT, echoed message, page hints); the server stopped (SIGSTOP) and then
-// stalled from within (/control/stall) -> 'slow' then 'healthy', no reconnect, with a screenshot
-// of the slow page; the server killed -> 'reconnecting', then 'healthy' again once restarted on
-// the same port. Every wait is bounded; a failure prints what the page saw.
+// Scenarios: healthy (RTT, echoed message); the config API (defaults, errors); page hints
+// (hidden/offline change nothing, visible probes); the server stopped (SIGSTOP) and then stalled
+// from within (/control/stall) -> 'slow' then 'healthy', no reconnect, with a screenshot of the
+// slow page; the server killed -> 'reconnecting', then 'healthy' again once restarted on the
+// same port; close() -> 'closed' and silence. Every wait is bounded; a failure prints what the
+// page saw.
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, createWriteStream } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -189,6 +191,52 @@ async function echo(tag) {
 
 // ---- the scenarios ----
 
+async function api() {
+  // The module is the one demo.js initialised; these sockets point at a closed port.
+  const r = await page.evaluate(async () => {
+    const { HeartbeatSocket } = await import('./pkg/heartbeat_web.js');
+    const attempt = (config) => {
+      try {
+        const socket = new HeartbeatSocket('ws://127.0.0.1:9/ws', config);
+        const status = socket.status;
+        socket.close();
+        return { ok: status, after: socket.status, send: socket.send('x') };
+      } catch (e) {
+        return { error: String(e?.message ?? e) };
+      }
+    };
+    return {
+      defaults: attempt(undefined),
+      partial: attempt({ ping_interval: '20s' }),
+      unknown: attempt({ ping_intervall: '1s' }),
+      duration: attempt({ pong_timeout: '2 parsecs' }),
+      rules: attempt({ ping_interval: '1s', pong_timeout: '2s', slow_threshold: 4, max_missed_pongs: 4 }),
+    };
+  });
+  const want = (cond, what) => check(cond, `config API: ${what}: ${JSON.stringify(r)}`);
+  await want(r.defaults.ok === 'connecting' && r.defaults.after === 'closed' && r.defaults.send === false, 'defaults');
+  await want(r.partial.ok === 'connecting', 'a partial config takes defaults');
+  await want(r.unknown.error?.includes('ping_intervall'), 'an unknown field is named');
+  await want(r.duration.error?.includes('2 parsecs'), 'a bad duration is quoted');
+  await want(r.rules.error?.includes('client.pong_timeout (2s)') && r.rules.error?.includes('client.slow_threshold (4)'),
+    'every broken rule is reported');
+  console.log(`[${since()}] ok config API: defaults, partial config, errors name the field, the text and every rule`);
+}
+
+async function closed() {
+  await page.evaluate(() => window.demo.socket.close());
+  await waitFor("status 'closed' after close()", 2_000, () => window.demo.socket.status === 'closed');
+  const n = await eventCount();
+  await sleep(1_200);
+  const after = await eventsSince(n);
+  await check(after.length === 0, `events after close(): ${JSON.stringify(after)}`);
+  const sent = await page.evaluate(() => window.demo.socket.send('{"type":"chat","text":"late"}'));
+  await check(sent === false, 'send() after close() returned true');
+  const badge = await page.textContent('#badge');
+  await check(badge === 'Closed', `badge says ${JSON.stringify(badge)} after close()`);
+  console.log(`[${since()}] ok close: status 'closed', no events for 1.2 s, send() refuses`);
+}
+
 async function healthy() {
   await waitFor("status 'healthy' with an RTT", 10_000, () =>
     window.demo.statuses.some((s) => s.status === 'healthy' && s.rttMs !== undefined));
@@ -318,6 +366,7 @@ async function main() {
   console.log(`[${since()}] page loaded: ${url}`);
 
   await healthy();
+  await api();
   await hints();
   await slowThenHealthy(
     'SIGSTOP',
@@ -333,6 +382,7 @@ async function main() {
     async () => {},
   );
   await serverGone(port);
+  await closed();
 
   const errors = consoleLines.filter((l) => l.startsWith('pageerror'));
   await check(errors.length === 0, `page errors: ${errors.join('; ')}`);
