@@ -403,14 +403,20 @@ impl Client {
         self.evidence();
     }
 
-    /// A hint from the host. Never reconnects by itself; `Visible` and `Online` probe at once.
+    /// A hint from the host. Never reconnects by itself. `Visible` and `Online` probe at once,
+    /// unless a ping is in flight or the last one was sent less than `pong_timeout` ago (so a
+    /// flapping tab cannot flood the server).
     pub fn handle_hint(&mut self, now: Instant, hint: Hint) {
         let now = self.advance(now);
-        if matches!(hint, Hint::Visible | Hint::Online) {
-            if let Phase::Connected { in_flight, .. } = self.phase {
-                if in_flight.is_none_or(|f| f.answered) {
-                    self.send_ping(now, false);
-                }
+        if !matches!(hint, Hint::Visible | Hint::Online) {
+            return;
+        }
+        if let Phase::Connected { in_flight, .. } = self.phase {
+            let recent = Duration::from_millis(u64::from(self.t.pong_timeout));
+            if in_flight
+                .is_none_or(|f| f.answered && now.saturating_duration_since(f.sent) >= recent)
+            {
+                self.send_ping(now, false);
             }
         }
     }

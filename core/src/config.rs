@@ -64,8 +64,9 @@ pub struct ServerConfig {
     /// The server closes a connection from which nothing has been read for this long.
     #[serde(with = "serde_duration")]
     pub idle_timeout: Duration,
-    /// A client ping that arrives sooner than this after the previous one is a strike. Zero
-    /// disables flood policing.
+    /// Clients may ping at most once per this interval on average; bursts of up to
+    /// `idle_timeout / min_client_ping_interval` pings are allowed (a stalled server reading its
+    /// backlog, network jitter). A ping beyond that is a strike. Zero disables flood policing.
     #[serde(with = "serde_duration")]
     pub min_client_ping_interval: Duration,
     /// More than this many consecutive strikes close the connection (too many pings).

@@ -17,8 +17,8 @@ use crate::wire::Message;
 pub enum CloseReason {
     /// Nothing was read from the client for `idle_timeout`.
     IdleTimeout,
-    /// The client sent more than `max_ping_strikes` consecutive pings closer together than
-    /// `min_client_ping_interval`.
+    /// The client sent more than `max_ping_strikes` consecutive pings faster than one per
+    /// `min_client_ping_interval` beyond the burst allowance.
     TooManyPings,
 }
 
@@ -50,7 +50,7 @@ pub enum ServerEvent {
     Close(CloseReason),
     /// A round-trip time, from a pong that answered the server's latest ping.
     Rtt(Duration),
-    /// A client ping came too soon after the previous one.
+    /// A client ping came faster than the allowed rate, beyond the burst allowance.
     Strike {
         /// Consecutive strikes so far.
         strikes: u32,
@@ -65,8 +65,6 @@ mod pending {
     pub(super) const STRIKE: u8 = 1 << 4;
     /// The server's latest ping has not been answered yet.
     pub(super) const AWAITING: u8 = 1 << 5;
-    /// A client ping has been seen (so `last_client_ping` is meaningful).
-    pub(super) const SEEN_PING: u8 = 1 << 6;
     /// Closed: terminal.
     pub(super) const CLOSED: u8 = 1 << 7;
 }
@@ -84,7 +82,8 @@ pub struct Server {
     now: Instant,
     last_read: Instant,
     next_ping: Instant,
-    last_client_ping: Instant,
+    /// Flood policing (GCRA): when the client's next ping is due at the allowed rate.
+    ping_tat: Instant,
     pong_seq: u64,
     ping_ms: u32,
     idle_ms: u32,
@@ -113,7 +112,7 @@ impl Server {
             now,
             last_read: now,
             next_ping: now.plus_ms(ping_ms),
-            last_client_ping: now,
+            ping_tat: now,
             pong_seq: 0,
             ping_ms,
             idle_ms: ms(config.idle_timeout),
@@ -150,33 +149,21 @@ impl Server {
     /// this much is exact.
     #[must_use]
     pub fn earliest_instant(&self) -> Instant {
-        let t = self.now.min(self.last_read).min(self.next_ping);
-        if self.bits & pending::SEEN_PING != 0 {
-            t.min(self.last_client_ping)
-        } else {
-            t
-        }
+        // A ping_tat in the past means the same as one at `now`; shift clamps it.
+        self.now.min(self.last_read).min(self.next_ping)
     }
 
     /// Moves the server's time origin and its ping numbering, as [`crate::Client::shift`] does
     /// for the client: every instant moves `time` earlier, every sequence number of the
     /// server's own pings moves `seqs` down, and what no longer matters is forgotten (drained
-    /// payloads; a previous client ping older than `min_client_ping_interval`, which can never
-    /// cause a strike, is clamped to exactly that age).
+    /// payloads; a flood-policing schedule in the past, which means the same as one at `now`).
     pub fn shift(&mut self, time: Duration, seqs: u32) {
-        let floor = self
-            .now
-            .saturating_sub(Duration::from_millis(u64::from(self.min_client_ping_ms)));
-        if self.bits & pending::SEEN_PING != 0 {
-            self.last_client_ping = self.last_client_ping.max(floor);
-        } else {
-            self.last_client_ping = self.now;
-        }
+        self.ping_tat = self.ping_tat.max(self.now);
         let back = |t: Instant| t.saturating_sub(time);
         self.now = back(self.now);
         self.last_read = back(self.last_read);
         self.next_ping = back(self.next_ping);
-        self.last_client_ping = back(self.last_client_ping);
+        self.ping_tat = back(self.ping_tat);
         self.next_seq = self.next_seq.wrapping_sub(seqs);
         if self.bits & pending::PONG == 0 {
             self.pong_seq = 0;
@@ -194,19 +181,15 @@ impl Server {
         }
         match message {
             Message::Ping { seq } => {
-                let seen = self.bits & pending::SEEN_PING != 0;
-                let gap = now.saturating_duration_since(self.last_client_ping);
-                self.last_client_ping = now;
-                self.bits |= pending::SEEN_PING;
-                if seen && gap < Duration::from_millis(u64::from(self.min_client_ping_ms)) {
+                if self.conforms(now) {
+                    self.strikes = 0;
+                } else {
                     self.strikes = self.strikes.saturating_add(1);
                     self.bits |= pending::STRIKE;
                     if self.strikes > self.max_strikes {
                         self.shut(CloseReason::TooManyPings);
                         return;
                     }
-                } else {
-                    self.strikes = 0;
                 }
                 self.pong_seq = seq;
                 self.bits |= pending::PONG;
@@ -287,6 +270,26 @@ impl Server {
             return None;
         }
         Some(self.next_ping.min(self.last_read.plus_ms(self.idle_ms)))
+    }
+
+    /// Flood policing as a generic cell rate algorithm: the client may ping once per
+    /// `min_client_ping_interval` on average, with bursts up to
+    /// `idle_timeout / min_client_ping_interval` pings. The burst allowance is what lets a server
+    /// that was itself stalled read its backlog of a live client's pings without calling them a
+    /// flood; it also absorbs network jitter. A conforming ping moves the schedule on; one that
+    /// does not is a strike and leaves it alone.
+    fn conforms(&mut self, now: Instant) -> bool {
+        if self.min_client_ping_ms == 0 {
+            return true;
+        }
+        let burst = Duration::from_millis(u64::from(
+            self.idle_ms.saturating_sub(self.min_client_ping_ms),
+        ));
+        if self.ping_tat.saturating_duration_since(now) > burst {
+            return false;
+        }
+        self.ping_tat = self.ping_tat.max(now).plus_ms(self.min_client_ping_ms);
+        true
     }
 
     fn advance(&mut self, now: Instant) -> Instant {

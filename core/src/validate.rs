@@ -142,17 +142,15 @@ pub enum ConfigError {
         /// The bound it must exceed.
         required: Duration,
     },
-    /// A live client's pings could arrive close enough together to count as strikes.
+    /// A live client would ping faster than the server allows.
     #[error(
-        "client.ping_interval ({}) - network.max_latency ({}) = {} must be at least server.min_client_ping_interval ({}): \
-         pings that arrive closer together count as strikes",
-        H(*client_ping_interval), H(*max_latency), H(client_ping_interval.saturating_sub(*max_latency)), H(*min_client_ping_interval)
+        "client.ping_interval ({}) must be at least server.min_client_ping_interval ({}): a client that pings \
+         faster than the server allows collects strikes",
+        H(*client_ping_interval), H(*min_client_ping_interval)
     )]
     ClientPingsWouldStrike {
         /// `client.ping_interval`.
         client_ping_interval: Duration,
-        /// `network.max_latency`.
-        max_latency: Duration,
         /// `server.min_client_ping_interval`.
         min_client_ping_interval: Duration,
     },
@@ -196,6 +194,18 @@ pub enum ConfigWarning {
         tolerance: Duration,
         /// `server.ping_interval`.
         server_ping_interval: Duration,
+    },
+    /// Probes on host hints (at most one per pong timeout) could outpace the flood policing.
+    #[error(
+        "client.pong_timeout ({}) is below server.min_client_ping_interval ({}): a tab flipped between hidden and \
+         visible for minutes on end sends probes faster than the server allows and may be closed",
+        H(*pong_timeout), H(*min_client_ping_interval)
+    )]
+    HintProbesMayStrike {
+        /// `client.pong_timeout`.
+        pong_timeout: Duration,
+        /// `server.min_client_ping_interval`.
+        min_client_ping_interval: Duration,
     },
     /// One lost client ping would get a live client closed.
     #[error(
@@ -433,10 +443,9 @@ impl Config {
             });
         }
 
-        if c.ping_interval.saturating_sub(n.max_latency) < s.min_client_ping_interval {
+        if c.ping_interval < s.min_client_ping_interval {
             v.errors.push(ConfigError::ClientPingsWouldStrike {
                 client_ping_interval: c.ping_interval,
-                max_latency: n.max_latency,
                 min_client_ping_interval: s.min_client_ping_interval,
             });
         }
@@ -461,6 +470,12 @@ impl Config {
                     tolerance,
                     server_ping_interval: s.ping_interval,
                 });
+        }
+        if c.pong_timeout < s.min_client_ping_interval {
+            v.warnings.push(ConfigWarning::HintProbesMayStrike {
+                pong_timeout: c.pong_timeout,
+                min_client_ping_interval: s.min_client_ping_interval,
+            });
         }
         if s.idle_timeout < c.ping_interval.saturating_mul(2) {
             v.warnings

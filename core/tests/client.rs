@@ -316,19 +316,43 @@ fn hints_never_reconnect_and_visible_probes_once() {
     c.handle_hint(secs(3), Hint::Offline);
     assert_eq!((events(&mut c), transmits(&mut c)), (vec![], vec![]));
     c.handle_hint(secs(4), Hint::Visible);
+    assert_eq!(transmits(&mut c), [], "the last ping was answered 3 s ago: fresh enough");
+    // Hidden for a while: the timer at 30 s did not run (a throttled tab).
+    c.handle_hint(secs(45), Hint::Visible);
     assert_eq!(transmits(&mut c), [Message::Ping { seq: 1 }]);
-    c.handle_hint(secs(5), Hint::Online);
-    assert_eq!(
-        transmits(&mut c),
-        [],
-        "no second probe while one is in flight"
-    );
+    c.handle_hint(secs(46), Hint::Online);
+    assert_eq!(transmits(&mut c), [], "no second probe while one is in flight");
     assert_eq!(c.status(), Status::Healthy);
-    assert_eq!(
-        c.poll_timeout(),
-        Some(secs(34)),
-        "the probe restarts the ping schedule"
-    );
+    assert_eq!(c.poll_timeout(), Some(secs(75)), "the probe restarts the ping schedule");
+}
+
+#[test]
+fn a_flapping_tab_probes_at_most_once_per_pong_timeout() {
+    let mut c = connected(&story());
+    let mut probes = 0;
+    // Hidden and visible every 2 s for ten minutes; pongs come back at once.
+    for i in 1..300 {
+        let at = Instant::from_secs(2 * i);
+        c.handle_hint(
+            at,
+            if i % 2 == 0 {
+                Hint::Visible
+            } else {
+                Hint::Hidden
+            },
+        );
+        c.handle_timeout(at);
+        for m in transmits(&mut c) {
+            if let Message::Ping { seq } = m {
+                probes += 1;
+                c.handle_message(at, Message::Pong { seq });
+            }
+        }
+        let _ = events(&mut c);
+    }
+    // One ping per 30 s pong timeout at most: 20 in ten minutes.
+    assert!(probes <= 20, "{probes} pings");
+    assert_eq!(c.status(), Status::Healthy);
 }
 
 #[test]

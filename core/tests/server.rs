@@ -84,51 +84,86 @@ fn closes_when_nothing_is_read_for_the_idle_timeout() {
     assert_eq!(transmits(&mut s), [], "closed servers answer nothing");
 }
 
+/// Pings every 100 ms at time `start`, until the server closes; the events seen.
+fn flood(s: &mut Server, start: Instant, max: u64) -> Vec<ServerEvent> {
+    let mut seen = Vec::new();
+    for i in 0..max {
+        let at = start.saturating_add(Duration::from_millis(100 * i));
+        s.handle_message(at, Message::Ping { seq: i });
+        let sent = transmits(s);
+        seen.extend(events(s));
+        if s.is_closed() {
+            assert_eq!(sent, [], "the closing ping is not answered");
+            break;
+        }
+        assert_eq!(
+            sent,
+            [Message::Pong { seq: i }],
+            "pings within the allowance are answered"
+        );
+    }
+    seen
+}
+
 #[test]
-fn a_ping_flood_closes_after_the_allowed_strikes() {
+fn a_ping_flood_closes_after_the_burst_and_the_allowed_strikes() {
+    // 90 s idle / 5 s interval: a burst of 18 pings is allowed, then 2 strikes, then the close.
     let mut s = Server::new(&config(), Instant::ZERO).unwrap();
-    s.handle_message(secs(10), Message::Ping { seq: 0 });
-    assert_eq!(transmits(&mut s), [Message::Pong { seq: 0 }]);
-    s.handle_message(secs(11), Message::Ping { seq: 1 });
-    assert_eq!(events(&mut s), [ServerEvent::Strike { strikes: 1 }]);
+    let seen = flood(&mut s, secs(10), 100);
     assert_eq!(
-        transmits(&mut s),
-        [Message::Pong { seq: 1 }],
-        "pings within the allowance are still answered"
-    );
-    s.handle_message(secs(12), Message::Ping { seq: 2 });
-    assert_eq!(events(&mut s), [ServerEvent::Strike { strikes: 2 }]);
-    assert_eq!(transmits(&mut s), [Message::Pong { seq: 2 }]);
-    s.handle_message(secs(13), Message::Ping { seq: 3 });
-    assert_eq!(
-        events(&mut s),
+        seen,
         [
+            ServerEvent::Strike { strikes: 1 },
+            ServerEvent::Strike { strikes: 2 },
             ServerEvent::Close(CloseReason::TooManyPings),
-            ServerEvent::Strike { strikes: 3 }
+            ServerEvent::Strike { strikes: 3 },
         ]
     );
-    assert_eq!(transmits(&mut s), []);
     assert_eq!(CloseReason::TooManyPings.close_code(), 1008);
 }
 
 #[test]
-fn a_well_spaced_ping_clears_the_strikes() {
+fn a_stalled_server_reading_its_backlog_is_no_flood() {
+    // The server process was frozen for three minutes; a live client's pings (every 15 s) were
+    // buffered and are read back to back.
     let mut s = Server::new(&config(), Instant::ZERO).unwrap();
-    s.handle_message(secs(10), Message::Ping { seq: 0 });
-    s.handle_message(secs(11), Message::Ping { seq: 1 });
-    s.handle_message(secs(12), Message::Ping { seq: 2 });
-    s.handle_message(secs(17), Message::Ping { seq: 3 });
-    assert_eq!(s.strikes(), 0);
-    s.handle_message(secs(18), Message::Ping { seq: 4 });
+    s.handle_message(secs(1), Message::Ping { seq: 0 });
+    for seq in 1..=12 {
+        s.handle_message(secs(181), Message::Ping { seq });
+        assert_eq!(transmits(&mut s), [Message::Pong { seq }]);
+    }
+    assert_eq!(events(&mut s), []);
     assert!(!s.is_closed());
 }
 
 #[test]
-fn exactly_the_minimum_spacing_is_no_strike() {
+fn a_conforming_ping_clears_the_strikes() {
     let mut s = Server::new(&config(), Instant::ZERO).unwrap();
-    s.handle_message(secs(10), Message::Ping { seq: 0 });
-    s.handle_message(secs(15), Message::Ping { seq: 1 });
+    let seen = flood(&mut s, secs(10), 19);
+    assert_eq!(seen, [ServerEvent::Strike { strikes: 1 }]);
+    // Long enough later, the client is back within its allowance.
+    s.handle_message(secs(200), Message::Ping { seq: 99 });
     assert_eq!(s.strikes(), 0);
+    assert!(!s.is_closed());
+}
+
+#[test]
+fn pinging_at_exactly_the_minimum_interval_never_strikes() {
+    let mut s = Server::new(&config(), Instant::ZERO).unwrap();
+    for i in 0..1000 {
+        s.handle_message(secs(5 * i), Message::Ping { seq: i });
+        assert_eq!(s.strikes(), 0);
+    }
+}
+
+#[test]
+fn zero_minimum_disables_policing() {
+    let c = ServerConfig {
+        min_client_ping_interval: Duration::ZERO,
+        ..config()
+    };
+    let mut s = Server::new(&c, Instant::ZERO).unwrap();
+    assert_eq!(flood(&mut s, secs(1), 1000), []);
 }
 
 #[test]
