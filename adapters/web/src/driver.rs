@@ -382,10 +382,15 @@ mod tests {
         let a = d.step(ms(100), Input::Hint(Hint::Hidden));
         assert_eq!(a.log, [LogEvent::Hint { hint: "hidden" }]);
         assert!(a.send.is_empty() && !a.close_socket && a.status.is_none());
+        // Within a pong timeout of an answered ping there is nothing to learn: no probe.
         let a = d.step(ms(200), Input::Hint(Hint::Visible));
-        assert_eq!(a.send, ["{\"type\":\"ping\",\"seq\":1}"], "probe at once");
+        assert!(a.send.is_empty());
         let a = d.step(ms(250), Input::Hint(Hint::Offline));
         assert!(a.send.is_empty() && !a.close_socket);
+        // Later (timers were throttled while hidden): probe at once, before the next ping is due.
+        let a = d.step(ms(450), Input::Hint(Hint::Visible));
+        assert_eq!(a.send, ["{\"type\":\"ping\",\"seq\":1}"], "probe at once");
+        assert_eq!(a.timer, Some(ms(850)), "the probe's deadline");
     }
 
     #[test]

@@ -268,25 +268,53 @@ async function hints() {
   await check(hidden.some((e) => e.type === 'hint' && e.hint === 'hidden'), 'no hidden hint was logged');
   await check(hidden.some((e) => e.type === 'hint' && e.hint === 'offline'), 'no offline hint was logged');
   await check(!hidden.some((e) => e.type === 'reconnect'), `hidden/offline caused a reconnect: ${JSON.stringify(hidden)}`);
+
+  // Visible probes at once (when the last ping is older than the pong timeout): show the page
+  // 420 ms after a pong, i.e. after the 400 ms pong timeout and before the next ping is due at
+  // 500 ms, and check that the next RTT sample is for a ping sent before that schedule.
+  const probe = await page.evaluate(async (pingMs) => {
+    const d = window.demo;
+    const nextRtt = (from, ms) => new Promise((res) => {
+      const give = setTimeout(() => { clearInterval(poll); res(null); }, ms);
+      const poll = setInterval(() => {
+        const e = d.events.slice(from).find((e) => e.type === 'rtt');
+        if (e) { clearInterval(poll); clearTimeout(give); res(e); }
+      }, 2);
+    });
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      const last = await nextRtt(d.events.length, 2_000);
+      if (!last) return { error: 'no RTT sample for 2 s' };
+      const lastSent = last.at - last.rtt_ms;
+      await new Promise((r) => setTimeout(r, 420 - (performance.now() - lastSent)));
+      const shownAt = performance.now();
+      if (shownAt > lastSent + pingMs - 30) continue; // this page's timer fired late; again
+      const from = d.events.length;
+      delete document.visibilityState;
+      Object.defineProperty(document, 'visibilityState', { value: 'visible', configurable: true });
+      document.dispatchEvent(new Event('visibilitychange'));
+      const rtt = await nextRtt(from, 2_000);
+      if (!rtt) return { error: 'no RTT sample for 2 s after visible' };
+      const sent = rtt.at - rtt.rtt_ms;
+      return { attempt, sinceLastPing: shownAt - lastSent, probeAfter: sent - shownAt, dueAt: lastSent + pingMs - shownAt };
+    }
+    return { error: 'timers late in 5 attempts' };
+  }, 500);
+  await check(!probe.error, `visible probe: ${probe.error}`);
+  await check(probe.probeAfter < probe.dueAt - 5,
+    `after 'visible' the next ping went ${probe.probeAfter.toFixed(1)} ms later, on the regular schedule ` +
+    `(due ${probe.dueAt.toFixed(1)} ms later), not at once: ${JSON.stringify(probe)}`);
   const m = await eventCount();
-  const shown = await page.evaluate(() => {
-    delete document.visibilityState;
-    Object.defineProperty(document, 'visibilityState', { value: 'visible', configurable: true });
-    const at = performance.now();
-    document.dispatchEvent(new Event('visibilitychange'));
-    window.dispatchEvent(new Event('online'));
-    return at;
-  });
-  // Visible probes at once: an RTT sample well before the next scheduled ping would be due.
-  const probe = await waitFor('an RTT sample after the page became visible', 2_000, (m) =>
-    window.demo.events.slice(m).find((e) => e.type === 'rtt'), m);
-  const after = await eventsSince(m);
+  await page.evaluate(() => window.dispatchEvent(new Event('online')));
+  await sleep(300);
+  const after = await eventsSince(n);
   await check(after.some((e) => e.type === 'hint' && e.hint === 'visible'), 'no visible hint was logged');
-  await check(after.some((e) => e.type === 'hint' && e.hint === 'online'), 'no online hint was logged');
-  await check(JSON.stringify(await statusesSince(s)) === '["healthy"]' || (await statusesSince(s)).length === 0,
-    `hints changed the status: ${JSON.stringify(await statusesSince(s))}`);
+  await check((await eventsSince(m)).some((e) => e.type === 'hint' && e.hint === 'online'), 'no online hint was logged');
+  await check(!after.some((e) => e.type === 'reconnect' || e.type === 'connect'), `hints caused a reconnect: ${JSON.stringify(after)}`);
+  const seen = await statusesSince(s);
+  await check(seen.length === 0 || JSON.stringify(seen) === '["healthy"]', `hints changed the status: ${JSON.stringify(seen)}`);
   await page.evaluate(() => { delete document.visibilityState; });
-  console.log(`[${since()}] ok hints: hidden/offline changed nothing; visible answered by a ping ${(probe.at - shown).toFixed(0)} ms later`);
+  console.log(`[${since()}] ok hints: hidden/offline changed nothing; visible ${probe.sinceLastPing.toFixed(0)} ms after a ping ` +
+    `probed ${probe.probeAfter.toFixed(1)} ms later (next ping was due in ${probe.dueAt.toFixed(0)} ms)`);
 }
 
 async function slowThenHealthy(label, stall, resume) {
