@@ -2,6 +2,7 @@
 //! and a stateright model checker that proves a configuration's timing guarantees.
 #![forbid(unsafe_code)]
 
+pub mod check;
 pub mod docs;
 pub mod queue;
 pub mod render;
