@@ -5,7 +5,8 @@
 //   node tests/browser.mjs --server BIN --static-dir DIR --config FILE --artifacts DIR
 //
 // Scenarios: healthy (RTT, echoed message); the config API (defaults, errors); page hints
-// (hidden/offline change nothing, visible probes); the server stopped (SIGSTOP) and then stalled
+// (hidden/offline change nothing, visible probes); the page frozen past a pong deadline (a
+// stall, not a miss); the server stopped (SIGSTOP) and then stalled
 // from within (/control/stall) -> 'slow' then 'healthy', no reconnect, with a screenshot of the
 // slow page; the server killed -> 'reconnecting', then 'healthy' again once restarted on the
 // same port; close() -> 'closed' and silence. Every wait is bounded; a failure prints what the
@@ -317,6 +318,36 @@ async function hints() {
     `probed ${probe.probeAfter.toFixed(1)} ms later (next ping was due in ${probe.dueAt.toFixed(0)} ms)`);
 }
 
+async function pageFrozen() {
+  // The page itself stops running (a throttled background tab, a sleeping laptop): freeze its
+  // main thread for 2.5 s right after a ping leaves, so the pong deadline passes while nothing
+  // runs. The core must see a late timer (a stall), not a dead server: no miss, no 'slow'.
+  await waitFor("status 'healthy' before the freeze", 5_000, () => window.demo.socket.status === 'healthy');
+  const n = await eventCount();
+  const s = await statusCount();
+  const frozen = await page.evaluate(() => new Promise((resolve) => {
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (data) {
+      send.call(this, data);
+      if (typeof data === 'string' && data.includes('"ping"')) {
+        WebSocket.prototype.send = send;
+        const start = performance.now();
+        while (performance.now() - start < 2_500) { /* frozen */ }
+        resolve(performance.now() - start);
+      }
+    };
+  }));
+  await sleep(1_500);
+  const events = await eventsSince(n);
+  const seen = await statusesSince(s);
+  await check(!events.some((e) => ['pong_missed', 'slow', 'reconnect', 'connect'].includes(e.type)),
+    `a frozen page was taken for a dead server: ${JSON.stringify(events.filter((e) => e.type !== 'rtt'))}`);
+  await check(seen.every((x) => x === 'healthy'), `statuses ${JSON.stringify(seen)} around the freeze`);
+  const stalled = events.find((e) => e.type === 'stalled');
+  console.log(`[${since()}] ok page frozen ${frozen.toFixed(0)} ms: no miss, still healthy` +
+    (stalled ? `; the core saw the stall (timer ${stalled.late_by_ms.toFixed(0)} ms late) and probed` : '; the pong was read before the timer'));
+}
+
 async function slowThenHealthy(label, stall, resume) {
   await waitFor("status 'healthy' before the stall", 5_000, () => window.demo.socket.status === 'healthy');
   const n = await eventCount();
@@ -396,6 +427,7 @@ async function main() {
   await healthy();
   await api();
   await hints();
+  await pageFrozen();
   await slowThenHealthy(
     'SIGSTOP',
     async () => server.kill('SIGSTOP'),
