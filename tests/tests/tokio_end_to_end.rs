@@ -35,9 +35,9 @@ fn config() -> Config {
         server: ServerConfig {
             ping_interval: Duration::from_millis(300),
             idle_timeout: Duration::from_secs(3),
-            // A stalled proxy releases the client's pings in one burst, which strike policing
-            // would count as a flood; these tests are about the client's view.
-            min_client_ping_interval: Duration::ZERO,
+            // Flood policing on: a stalled proxy releases the client's pings in one burst, which
+            // the core's burst allowance (idle_timeout - this) must absorb.
+            min_client_ping_interval: Duration::from_millis(200),
             max_ping_strikes: 2,
         },
         network: NetworkAssumptions {
@@ -51,14 +51,18 @@ fn config() -> Config {
 /// An echo server on its own I/O thread; dropping it kills every connection at once.
 struct EchoServer {
     addr: SocketAddr,
-    _io: IoThread,
+    io: IoThread,
 }
 
 fn echo_server() -> EchoServer {
+    echo_server_with(config().server)
+}
+
+fn echo_server_with(server: ServerConfig) -> EchoServer {
     let io = IoThread::spawn("test-io").unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let options = ServerOptions {
-        config: config().server,
+        config: server,
         ..ServerOptions::default()
     };
     io.handle().spawn(async move {
@@ -83,7 +87,7 @@ fn echo_server() -> EchoServer {
         }
     });
     let addr = rx.recv_timeout(LIMIT).unwrap();
-    EchoServer { addr, _io: io }
+    EchoServer { addr, io }
 }
 
 /// A TCP proxy in front of a server: adds delay, stalls (holds every byte, both ways, on every
@@ -450,6 +454,40 @@ async fn a_delay_within_the_assumptions_shows_in_rtt_and_stays_healthy() {
             *rtt >= Duration::from_millis(40),
             "rtt {rtt:?} includes 2 x 20 ms"
         );
+        assert_eq!(c.status.borrow().status, Status::Healthy);
+        c.close().await;
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_frozen_server_does_not_close_a_live_client_as_idle() {
+    timeout(LIMIT, async {
+        // The whole server (its one I/O thread) freezes for 1.5 s, longer than its 1 s idle
+        // timeout, while the client keeps sending: when it wakes, the client's pings are
+        // waiting in its socket. They must be read before any idle verdict.
+        let mut cfg = config();
+        cfg.server.idle_timeout = Duration::from_secs(1);
+        assert!(cfg.validate().is_ok(), "{:?}", cfg.validate().errors);
+        let server = echo_server_with(cfg.server);
+        let mut c = client(format!("ws://{}/ws", server.addr));
+        healthy(&mut c).await;
+        let (frozen_tx, frozen_rx) = tokio::sync::oneshot::channel();
+        server.io.handle().spawn(async move {
+            let _ = frozen_tx.send(());
+            std::thread::sleep(Duration::from_millis(1500));
+        });
+        frozen_rx.await.unwrap();
+        let rtts = std::cell::Cell::new(0);
+        let seen = events_until(&mut c, |e| {
+            if matches!(e, Event::Rtt(_)) {
+                rtts.set(rtts.get() + 1);
+            }
+            rtts.get() >= 4
+        })
+        .await;
+        assert!(reconnects(&seen).is_empty(), "{seen:?}");
         assert_eq!(c.status.borrow().status, Status::Healthy);
         c.close().await;
     })
