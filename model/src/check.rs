@@ -19,7 +19,8 @@ use std::fmt;
 use std::time::{Duration, Instant as WallInstant};
 
 use heartbeat_core::{
-    Client, CloseReason, Config, Event, Guarantees, Instant, Message, ReconnectReason, Server, ServerEvent,
+    Client, CloseReason, Config, Event, Guarantees, Instant, Message, ReconnectReason, Server,
+    ServerEvent,
 };
 use stateright::{Checker, HasDiscoveries, Model, Path, Property};
 
@@ -46,7 +47,12 @@ pub mod names {
     /// Tightness witness: a dead server detected exactly at the detection bound.
     pub const DETECTION_BOUND_REACHED: &str = "sometimes-detection-at-bound";
     /// Properties 1-4, the ones `Config::validate` decides.
-    pub const SAFETY: [&str; 4] = [WARN_BEFORE_RECONNECT, NO_MISSED_PONG, NO_SPURIOUS_RECONNECT, NO_SPURIOUS_CLOSE];
+    pub const SAFETY: [&str; 4] = [
+        WARN_BEFORE_RECONNECT,
+        NO_MISSED_PONG,
+        NO_SPURIOUS_RECONNECT,
+        NO_SPURIOUS_CLOSE,
+    ];
 }
 
 /// What a message in flight carries.
@@ -235,7 +241,12 @@ impl HeartbeatModel {
         .map(us)
         .fold(0, gcd)
         .max(1);
-        HeartbeatModel { config, unit: Duration::from_micros(unit), guarantees: config.guarantees(), combined_faults: false }
+        HeartbeatModel {
+            config,
+            unit: Duration::from_micros(unit),
+            guarantees: config.guarantees(),
+            combined_faults: false,
+        }
     }
 
     fn latency(&self) -> Duration {
@@ -244,11 +255,19 @@ impl HeartbeatModel {
 
     /// Applies `action` to a copy of `state`, recording into `trace` when given. Returns the new
     /// canonical state and how far it was shifted back.
-    fn apply(&self, state: &State, action: Action, mut trace: Option<&mut Trace>) -> Option<(State, Duration)> {
+    fn apply(
+        &self,
+        state: &State,
+        action: Action,
+        mut trace: Option<&mut Trace>,
+    ) -> Option<(State, Shift)> {
         let mut st = state.clone();
         st.just_recovered = false;
         let now = st.now;
-        let mut rec = Recorder { trace: trace.as_deref_mut(), offset: Duration::ZERO };
+        let mut rec = Recorder {
+            trace: trace.as_deref_mut(),
+            offset: Duration::ZERO,
+        };
         match action {
             Action::Tick => {
                 st.now = self.next_tick(&st);
@@ -266,7 +285,11 @@ impl HeartbeatModel {
                 if let Some(d) = st.client.poll_timeout() {
                     let late = now.saturating_duration_since(d);
                     if !late.is_zero() {
-                        rec.note(now, Who::Client(0), format!("timer fired {} late", crate::render::fmt_dur(late)));
+                        rec.note(
+                            now,
+                            Who::Client(0),
+                            format!("timer fired {} late", crate::render::fmt_dur(late)),
+                        );
                     }
                 }
                 st.client.handle_timeout(now);
@@ -281,7 +304,11 @@ impl HeartbeatModel {
             Action::Overload => {
                 st.mode = Mode::Overloaded;
                 st.overloaded_once = true;
-                rec.note(now, Who::World, "server overloaded: pongs lag without bound, its pings stay on schedule");
+                rec.note(
+                    now,
+                    Who::World,
+                    "server overloaded: pongs lag without bound, its pings stay on schedule",
+                );
             }
             Action::Kill => {
                 st.mode = Mode::Dead;
@@ -294,7 +321,11 @@ impl HeartbeatModel {
                 st.fault_at.get_or_insert(now);
                 for f in st.flights.drain(..) {
                     if let Wire::Msg(m) = f.wire {
-                        let who = if f.to_server { Who::Client(0) } else { Who::Server(0) };
+                        let who = if f.to_server {
+                            Who::Client(0)
+                        } else {
+                            Who::Server(0)
+                        };
                         rec.push(now, who, What::Lost(m.into()));
                     }
                 }
@@ -305,10 +336,21 @@ impl HeartbeatModel {
         Some((st, shift))
     }
 
-    fn send(&self, st: &mut State, to_server: bool, wire: Wire, window: Option<Duration>, rec: &mut Recorder<'_>) {
+    fn send(
+        &self,
+        st: &mut State,
+        to_server: bool,
+        wire: Wire,
+        window: Option<Duration>,
+        rec: &mut Recorder<'_>,
+    ) {
         let now = st.now;
         if let Wire::Msg(m) = wire {
-            let who = if to_server { Who::Client(0) } else { Who::Server(0) };
+            let who = if to_server {
+                Who::Client(0)
+            } else {
+                Who::Server(0)
+            };
             rec.push(now, who, What::Send(m.into()));
             if st.partitioned {
                 rec.push(now, who, What::Lost(m.into()));
@@ -317,7 +359,12 @@ impl HeartbeatModel {
         if st.partitioned {
             return;
         }
-        st.flights.push(Flight { sent: now, latest: window.map(|w| now.saturating_add(w)), to_server, wire });
+        st.flights.push(Flight {
+            sent: now,
+            latest: window.map(|w| now.saturating_add(w)),
+            to_server,
+            wire,
+        });
     }
 
     fn deliver_to_server(&self, st: &mut State, f: Flight, rec: &mut Recorder<'_>) {
@@ -378,7 +425,9 @@ impl HeartbeatModel {
         while let Some(e) = st.client.poll_event() {
             rec.push(now, Who::Client(0), What::Event(e));
             match e {
-                Event::PongMissed { .. } if st.mode == Mode::Normal && !st.partitioned && !st.overloaded_once => {
+                Event::PongMissed { .. }
+                    if st.mode == Mode::Normal && !st.partitioned && !st.overloaded_once =>
+                {
                     st.missed_while_normal = true;
                 }
                 Event::Slow { .. } => st.slow_since = Some(now),
@@ -427,7 +476,12 @@ impl HeartbeatModel {
             }
         }
         let pong_window = match st.mode {
-            Mode::Normal => Some(self.config.network.max_server_delay.saturating_add(self.latency())),
+            Mode::Normal => Some(
+                self.config
+                    .network
+                    .max_server_delay
+                    .saturating_add(self.latency()),
+            ),
             Mode::Overloaded | Mode::Dead => None,
         };
         for m in out.into_iter().flatten() {
@@ -438,7 +492,11 @@ impl HeartbeatModel {
                 rec.note(now, Who::Server(0), "pong held by the overloaded handler");
                 continue;
             }
-            let window = if matches!(m, Message::Pong { .. }) { pong_window } else { Some(self.latency()) };
+            let window = if matches!(m, Message::Pong { .. }) {
+                pong_window
+            } else {
+                Some(self.latency())
+            };
             self.send(st, false, Wire::Msg(m.into()), window, rec);
         }
         if let Some(reason) = closed {
@@ -457,7 +515,7 @@ impl HeartbeatModel {
 
     /// Shifts the state so that its earliest instant is zero and sequence numbers start at the
     /// machines' next ones; sorts the flights. Returns the time shift.
-    fn canonicalize(&self, st: &mut State) -> Duration {
+    fn canonicalize(&self, st: &mut State) -> Shift {
         let mut earliest = st.now.min(st.client.earliest_instant());
         if let Some(s) = &st.server {
             earliest = earliest.min(s.earliest_instant());
@@ -494,7 +552,11 @@ impl HeartbeatModel {
             }
         }
         st.flights.sort_unstable();
-        d
+        Shift {
+            time: d,
+            client_seqs,
+            server_seqs,
+        }
     }
 
     /// Where a tick takes the clock: one unit while messages are in flight (each unit is a
@@ -502,18 +564,29 @@ impl HeartbeatModel {
     /// happen in between that a fault at the start of the quiet stretch would not also cover.
     fn next_tick(&self, st: &State) -> Instant {
         let step = st.now.saturating_add(self.unit);
-        let deadlines = [st.client.poll_timeout(), st.server.as_ref().and_then(Server::poll_timeout)];
+        let deadlines = [
+            st.client.poll_timeout(),
+            st.server.as_ref().and_then(Server::poll_timeout),
+        ];
         // A due timer may still fire late: every unit of its lateness is a choice.
         if !st.flights.is_empty() || deadlines.iter().flatten().any(|&d| d <= st.now) {
             return step;
         }
-        deadlines.into_iter().flatten().min().map_or(step, |d| d.max(step))
+        deadlines
+            .into_iter()
+            .flatten()
+            .min()
+            .map_or(step, |d| d.max(step))
     }
 
     /// May time pass, or is something due that must happen first?
     fn can_tick(&self, st: &State) -> bool {
         let now = st.now;
-        if st.flights.iter().any(|f| f.latest.is_some_and(|l| now >= l)) {
+        if st
+            .flights
+            .iter()
+            .any(|f| f.latest.is_some_and(|l| now >= l))
+        {
             return false;
         }
         if let Some(d) = st.client.poll_timeout() {
@@ -533,24 +606,32 @@ impl HeartbeatModel {
     #[must_use]
     pub fn trace_of(&self, actions: &[Action], title: &str) -> Trace {
         let mut trace = Trace::titled(title);
-        let mut offset = Duration::ZERO;
+        let mut total = Shift::default();
         let mut state = self.initial_state(Some(&mut trace));
+        total = total.then(self.canonicalize(&mut state));
         for &a in actions {
             let mut local = Trace::new();
-            let Some((next, shift)) = self.apply(&state, a, Some(&mut local)) else { break };
+            let Some((next, shift)) = self.apply(&state, a, Some(&mut local)) else {
+                break;
+            };
             for mut e in local.entries {
-                e.at = e.at.saturating_add(offset);
+                e.at = e.at.saturating_add(total.time);
+                e.what = total.restore(e.who, e.what);
                 trace.entries.push(e);
             }
-            offset = offset.saturating_add(shift);
+            total = total.then(shift);
             state = next;
         }
         trace
     }
 
     fn initial_state(&self, trace: Option<&mut Trace>) -> State {
-        let mut rec = Recorder { trace, offset: Duration::ZERO };
-        let mut client = Client::new(&self.config.client, Instant::ZERO, 0).expect("checked by check()");
+        let mut rec = Recorder {
+            trace,
+            offset: Duration::ZERO,
+        };
+        let mut client =
+            Client::new(&self.config.client, Instant::ZERO, 0).expect("checked by check()");
         while let Some(e) = client.poll_event() {
             rec.push(Instant::ZERO, Who::Client(0), What::Event(e));
         }
@@ -573,6 +654,51 @@ impl HeartbeatModel {
             closed_while_up: None,
             just_recovered: false,
             outcome: None,
+        }
+    }
+}
+
+/// How far a state was moved by canonicalisation: back in time, and down in each side's ping
+/// numbering.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Shift {
+    time: Duration,
+    client_seqs: u32,
+    server_seqs: u32,
+}
+
+impl Shift {
+    /// This shift followed by `next`.
+    fn then(self, next: Shift) -> Shift {
+        Shift {
+            time: self.time.saturating_add(next.time),
+            client_seqs: self.client_seqs.wrapping_add(next.client_seqs),
+            server_seqs: self.server_seqs.wrapping_add(next.server_seqs),
+        }
+    }
+
+    /// A recorded message with the numbers it had before canonicalisation.
+    fn restore(self, who: Who, what: What) -> What {
+        let client_side = matches!(who, Who::Client(_));
+        let fix = |m: Message, sender_is_client: bool| -> Message {
+            // Pings carry their sender's numbering; pongs echo the other side's.
+            let client_numbering = matches!(m, Message::Ping { .. }) == sender_is_client;
+            let base = if client_numbering {
+                self.client_seqs
+            } else {
+                self.server_seqs
+            };
+            let seq = u64::from((m.seq() as u32).wrapping_add(base));
+            match m {
+                Message::Ping { .. } => Message::Ping { seq },
+                Message::Pong { .. } => Message::Pong { seq },
+            }
+        };
+        match what {
+            What::Send(m) => What::Send(fix(m, client_side)),
+            What::Lost(m) => What::Lost(fix(m, client_side)),
+            What::Receive(m) => What::Receive(fix(m, !client_side)),
+            other => other,
         }
     }
 }
@@ -620,7 +746,12 @@ impl Model for HeartbeatModel {
         if st.client.poll_timeout().is_some_and(|d| now >= d) {
             actions.push(Action::ClientTimer);
         }
-        if st.server.as_ref().and_then(Server::poll_timeout).is_some_and(|d| now >= d) {
+        if st
+            .server
+            .as_ref()
+            .and_then(Server::poll_timeout)
+            .is_some_and(|d| now >= d)
+        {
             actions.push(Action::ServerTimer);
         }
         if self.can_tick(st) {
@@ -643,15 +774,23 @@ impl Model for HeartbeatModel {
     fn properties(&self) -> Vec<Property<Self>> {
         use names::*;
         vec![
-            Property::always(WARN_BEFORE_RECONNECT, |m: &Self, s: &State| match s.outcome {
-                Some(Outcome { reason: ReconnectReason::MissedPongs { .. }, lead, .. }) => {
-                    lead.is_some_and(|l| l >= m.guarantees.warning_lead)
+            Property::always(WARN_BEFORE_RECONNECT, |m: &Self, s: &State| {
+                match s.outcome {
+                    Some(Outcome {
+                        reason: ReconnectReason::MissedPongs { .. },
+                        lead,
+                        ..
+                    }) => lead.is_some_and(|l| l >= m.guarantees.warning_lead),
+                    _ => true,
                 }
-                _ => true,
             }),
             Property::always(NO_MISSED_PONG, |_, s: &State| !s.missed_while_normal),
-            Property::always(NO_SPURIOUS_RECONNECT, |_, s: &State| !s.outcome.is_some_and(|o| o.server_alive)),
-            Property::always(NO_SPURIOUS_CLOSE, |_, s: &State| s.closed_while_up.is_none()),
+            Property::always(NO_SPURIOUS_RECONNECT, |_, s: &State| {
+                !s.outcome.is_some_and(|o| o.server_alive)
+            }),
+            Property::always(NO_SPURIOUS_CLOSE, |_, s: &State| {
+                s.closed_while_up.is_none()
+            }),
             Property::always(BOUNDED_DETECTION, |m: &Self, s: &State| {
                 let bound = m.guarantees.detection_bound;
                 match (s.outcome, s.fault_at) {
@@ -661,14 +800,19 @@ impl Model for HeartbeatModel {
                 }
             }),
             Property::always(SLOW_IS_TRANSIENT, |m: &Self, s: &State| {
-                s.slow_since.is_none_or(|t| s.now.saturating_duration_since(t) <= m.guarantees.slow_bound)
+                s.slow_since
+                    .is_none_or(|t| s.now.saturating_duration_since(t) <= m.guarantees.slow_bound)
             }),
             Property::sometimes(SLOW_THEN_RECOVERED, |_, s: &State| s.just_recovered),
             Property::sometimes(RECONNECT_WHEN_DEAD, |_, s: &State| {
-                s.outcome.is_some_and(|o| o.server_dead && matches!(o.reason, ReconnectReason::MissedPongs { .. }))
+                s.outcome.is_some_and(|o| {
+                    o.server_dead && matches!(o.reason, ReconnectReason::MissedPongs { .. })
+                })
             }),
             Property::sometimes(DETECTION_BOUND_REACHED, |m: &Self, s: &State| {
-                s.outcome.is_some_and(|o| o.server_dead && o.since_fault == Some(m.guarantees.detection_bound))
+                s.outcome.is_some_and(|o| {
+                    o.server_dead && o.since_fault == Some(m.guarantees.detection_bound)
+                })
             }),
         ]
     }
@@ -713,7 +857,12 @@ impl Report {
     /// True when properties 1-4 (the ones `Config::validate` decides) hold.
     #[must_use]
     pub fn safety_proven(&self) -> bool {
-        self.complete && self.properties.iter().filter(|p| names::SAFETY.contains(&p.name)).all(|p| p.holds)
+        self.complete
+            && self
+                .properties
+                .iter()
+                .filter(|p| names::SAFETY.contains(&p.name))
+                .all(|p| p.holds)
     }
 
     /// The first failing `always` property.
@@ -761,7 +910,11 @@ pub struct CheckOptions {
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { stop_at_first_failure: true, max_states: 20_000_000, progress: None }
+        CheckOptions {
+            stop_at_first_failure: true,
+            max_states: 20_000_000,
+            progress: None,
+        }
     }
 }
 
@@ -772,11 +925,28 @@ impl Default for CheckOptions {
 /// [`CheckError::Invalid`] when a side's own rules fail; [`CheckError::TooLarge`] when the state
 /// space exceeds the budget (never a partial success).
 pub fn check(config: &Config, options: CheckOptions) -> Result<Report, CheckError> {
+    check_with(config, options, false)
+}
+
+/// [`check`], optionally also exploring combined faults (see [`HeartbeatModel::combined_faults`]).
+///
+/// # Errors
+/// As [`check`].
+pub fn check_with(
+    config: &Config,
+    options: CheckOptions,
+    combined_faults: bool,
+) -> Result<Report, CheckError> {
     config.client.validate().into_result()?;
     config.server.validate().into_result()?;
-    let model = HeartbeatModel::new(*config);
+    let mut model = HeartbeatModel::new(*config);
+    model.combined_faults = combined_faults;
     let started = WallInstant::now();
-    let mut builder = model.clone().checker().threads(1).target_state_count(options.max_states.saturating_add(1));
+    let mut builder = model
+        .clone()
+        .checker()
+        .threads(1)
+        .target_state_count(options.max_states.saturating_add(1));
     if options.stop_at_first_failure {
         builder = builder.finish_when(HasDiscoveries::AnyFailures);
     }
@@ -797,10 +967,16 @@ pub fn check(config: &Config, options: CheckOptions) -> Result<Report, CheckErro
     };
     let states = checker.unique_state_count();
     let failed = checker.discoveries().iter().any(|(name, _)| {
-        model.properties().iter().any(|p| p.name == *name && p.expectation == stateright::Expectation::Always)
+        model
+            .properties()
+            .iter()
+            .any(|p| p.name == *name && p.expectation == stateright::Expectation::Always)
     });
     if states > options.max_states && !failed {
-        return Err(CheckError::TooLarge { limit: options.max_states, unit: model.unit });
+        return Err(CheckError::TooLarge {
+            limit: options.max_states,
+            unit: model.unit,
+        });
     }
     let discoveries = checker.discoveries();
     let properties = model
@@ -818,10 +994,25 @@ pub fn check(config: &Config, options: CheckOptions) -> Result<Report, CheckErro
                 };
                 model.trace_of(&actions, &title)
             });
-            PropertyResult { name: p.name, holds: if sometimes { found.is_some() } else { found.is_none() }, sometimes, trace }
+            PropertyResult {
+                name: p.name,
+                holds: if sometimes {
+                    found.is_some()
+                } else {
+                    found.is_none()
+                },
+                sometimes,
+                trace,
+            }
         })
         .collect();
-    Ok(Report { states, complete: checker.is_done() || failed, elapsed: started.elapsed(), unit: model.unit, properties })
+    Ok(Report {
+        states,
+        complete: checker.is_done() || failed,
+        elapsed: started.elapsed(),
+        unit: model.unit,
+        properties,
+    })
 }
 
 impl fmt::Display for Mode {
@@ -831,5 +1022,14 @@ impl fmt::Display for Mode {
             Mode::Overloaded => "overloaded",
             Mode::Dead => "dead",
         })
+    }
+}
+
+/// Serves stateright's Explorer for `config` on `addr` (blocks).
+pub fn serve(config: Config, addr: &str) {
+    let _checker = HeartbeatModel::new(config).checker().threads(1).serve(addr);
+    // The Explorer runs on its own threads; keep the process alive for it.
+    loop {
+        std::thread::park();
     }
 }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod check;
+pub mod cli;
 pub mod docs;
 pub mod queue;
 pub mod render;
