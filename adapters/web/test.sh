@@ -12,20 +12,21 @@
 #      that server and drives the demo page in headless Chromium.
 # Everything it starts is stopped on exit. Artifacts (screenshots, logs): target/web-artifacts.
 #
-# Variables: HEARTBEAT_TOOLS (default ~/.cache/heartbeat-tools), HEARTBEAT_WEB_MAX_WASM_BYTES
-# (default 102400), CARGO_TARGET_DIR (for the host build of the server).
+# Variables: HB_WEB_TOOLS (default ~/.cache/heartbeat-tools), HB_WEB_MAX_WASM_BYTES
+# (default 102400), CARGO_TARGET_DIR (for the host build of the server). Not HEARTBEAT_*: the
+# server reads every HEARTBEAT_* variable as a config override and rejects unknown ones.
 set -euo pipefail
 
 WEB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$WEB/../.." && pwd)
 cd "$ROOT"
 
-TOOLS=${HEARTBEAT_TOOLS:-$HOME/.cache/heartbeat-tools}
+TOOLS=${HB_WEB_TOOLS:-$HOME/.cache/heartbeat-tools}
 WASM_TARGET_DIR=$ROOT/target/wasm
 HOST_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 ARTIFACTS=$ROOT/target/web-artifacts
 PKG=$WEB/www/pkg
-MAX_WASM_BYTES=${HEARTBEAT_WEB_MAX_WASM_BYTES:-102400}
+MAX_WASM_BYTES=${HB_WEB_MAX_WASM_BYTES:-102400}
 LLVM_BIN=/usr/lib/llvm-22/bin
 
 T0=$SECONDS

@@ -56,14 +56,25 @@ function freePort() {
   });
 }
 
+/** The server's environment: fast.json alone decides its config, not HEARTBEAT_* overrides. */
+function serverEnv() {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HEARTBEAT_')));
+  env.RUST_LOG = process.env.RUST_LOG ?? 'info';
+  return env;
+}
+
 async function startServer(port) {
   for (let attempt = 1; ; attempt++) {
     const child = spawn(
       args.server,
       [args.config, '--addr', `127.0.0.1:${port}`, '--static-dir', args['static-dir']],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' } },
+      { stdio: ['ignore', 'pipe', 'pipe'], env: serverEnv() },
     );
-    child.stderr.pipe(serverLog, { end: false });
+    let err = '';
+    child.stderr.on('data', (chunk) => {
+      serverLog.write(chunk);
+      err += chunk;
+    });
     const ready = await new Promise((res) => {
       let out = '';
       const timer = setTimeout(() => res(false), 15_000);
@@ -87,8 +98,11 @@ async function startServer(port) {
       return;
     }
     child.kill('SIGKILL');
-    // The port may still be held for a moment after a kill.
-    if (attempt >= 20) throw new Error(`server did not start on port ${port}; see ${artifacts}/server.log`);
+    const why = err.trim().split('\n').slice(-5).join('\n  ');
+    // Only a port still held for a moment after a kill is worth another try.
+    if (!err.includes('cannot listen') || attempt >= 20) {
+      throw new Error(`server did not start on 127.0.0.1:${port} (attempt ${attempt}):\n  ${why}`);
+    }
     await sleep(250);
   }
 }
