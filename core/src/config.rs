@@ -153,10 +153,20 @@ impl Config {
         let gap = c.max_missed_pongs.saturating_sub(c.slow_threshold);
         let lead_a = p.saturating_mul(gap).saturating_sub(l);
         let lead_b = p.saturating_mul(gap.saturating_sub(1)).saturating_add(t);
+        // The last sign of life can arrive this long after the server died: a server ping in
+        // flight; or, when pongs may outlive their deadline, a pong still in flight.
+        let late_pongs = t
+            <= n.max_latency
+                .saturating_mul(2)
+                .saturating_add(n.max_server_delay);
+        let last_evidence = if late_pongs {
+            n.max_latency.saturating_add(n.max_server_delay)
+        } else {
+            n.max_latency
+        };
         Guarantees {
             client_tolerance: p.saturating_mul(missed.saturating_sub(1)).saturating_add(t),
-            detection_bound: n
-                .max_latency
+            detection_bound: last_evidence
                 .saturating_add(p.saturating_add(l).saturating_mul(missed))
                 .saturating_add(t)
                 .saturating_add(l),

@@ -272,12 +272,13 @@ impl Server {
         Some(self.next_ping.min(self.last_read.plus_ms(self.idle_ms)))
     }
 
-    /// Flood policing as a generic cell rate algorithm: the client may ping once per
-    /// `min_client_ping_interval` on average, with bursts up to
-    /// `idle_timeout / min_client_ping_interval` pings. The burst allowance is what lets a server
-    /// that was itself stalled read its backlog of a live client's pings without calling them a
-    /// flood; it also absorbs network jitter. A conforming ping moves the schedule on; one that
-    /// does not is a strike and leaves it alone.
+    /// Flood policing as a generic cell rate algorithm (virtual scheduling): the client may
+    /// ping once per `min_client_ping_interval` on average, with a burst allowance of
+    /// `idle_timeout - min_client_ping_interval`. Every ping moves the schedule on; one that
+    /// arrives more than the allowance ahead of it is a strike. The allowance is what lets a
+    /// server that was itself stalled read its backlog of a live client's pings without calling
+    /// them a flood, and it absorbs network jitter; a client that pings faster than allowed
+    /// drifts ahead without bound and is closed after `max_ping_strikes` strikes in a row.
     fn conforms(&mut self, now: Instant) -> bool {
         if self.min_client_ping_ms == 0 {
             return true;
@@ -285,11 +286,9 @@ impl Server {
         let burst = Duration::from_millis(u64::from(
             self.idle_ms.saturating_sub(self.min_client_ping_ms),
         ));
-        if self.ping_tat.saturating_duration_since(now) > burst {
-            return false;
-        }
+        let ok = self.ping_tat.saturating_duration_since(now) <= burst;
         self.ping_tat = self.ping_tat.max(now).plus_ms(self.min_client_ping_ms);
-        true
+        ok
     }
 
     fn advance(&mut self, now: Instant) -> Instant {

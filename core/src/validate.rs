@@ -85,13 +85,18 @@ pub enum ConfigError {
         /// `client.backoff_max`.
         backoff_max: Duration,
     },
-    /// A pong can arrive after its deadline under normal load: the client would miss pongs.
+    /// A pong can arrive after its deadline under normal load, with no server ping to stand in
+    /// for it: the client would miss pongs.
     #[error(
         "client.pong_timeout ({}) must exceed a round trip plus the server's response delay: \
-         2 x network.max_latency ({}) + network.max_server_delay ({}) = {}",
-        H(*pong_timeout), H(*max_latency), H(*max_server_delay), H(*required)
+         2 x network.max_latency ({}) + network.max_server_delay ({}) = {} (or exceed server.ping_interval ({}) + \
+         network.max_latency = {}, so that a server ping always arrives in time)",
+        H(*pong_timeout), H(*max_latency), H(*max_server_delay), H(*required), H(*server_ping_interval),
+        H(server_ping_interval.saturating_add(*max_latency))
     )]
     PongTimeoutTooShort {
+        /// `server.ping_interval`.
+        server_ping_interval: Duration,
         /// `client.pong_timeout`.
         pong_timeout: Duration,
         /// `network.max_latency`.
@@ -126,15 +131,19 @@ pub enum ConfigError {
     },
     /// A live client could be closed by the server for idleness.
     #[error(
-        "server.idle_timeout ({}) must exceed max(client.ping_interval ({}) + network.max_timer_lateness ({}), \
-         network.max_latency ({})) + network.max_latency = {}: the longest a live client's pings can be apart on arrival",
-        H(*idle_timeout), H(*client_ping_interval), H(*max_timer_lateness), H(*max_latency), H(*required)
+        "server.idle_timeout ({}) must exceed the longest a live client can stay silent: \
+         max(2 x network.max_latency, min(client.ping_interval + network.max_timer_lateness + network.max_latency, \
+         server.ping_interval + 2 x network.max_latency)) = max(2 x {}, min({} + {} + {}, {} + 2 x {})) = {}",
+        H(*idle_timeout), H(*max_latency), H(*client_ping_interval), H(*max_timer_lateness), H(*max_latency),
+        H(*server_ping_interval), H(*max_latency), H(*required)
     )]
     IdleTimeoutTooShort {
         /// `server.idle_timeout`.
         idle_timeout: Duration,
         /// `client.ping_interval`.
         client_ping_interval: Duration,
+        /// `server.ping_interval`.
+        server_ping_interval: Duration,
         /// `network.max_timer_lateness`.
         max_timer_lateness: Duration,
         /// `network.max_latency`.
@@ -142,15 +151,25 @@ pub enum ConfigError {
         /// The bound it must exceed.
         required: Duration,
     },
-    /// A live client would ping faster than the server allows.
+    /// A live client could be closed for pinging too often.
     #[error(
-        "client.ping_interval ({}) must be at least server.min_client_ping_interval ({}): a client that pings \
-         faster than the server allows collects strikes",
-        H(*client_ping_interval), H(*min_client_ping_interval)
+        "client.ping_interval ({}) must be at least server.min_client_ping_interval ({}), and the server's burst \
+         allowance server.idle_timeout - server.min_client_ping_interval = {} plus (server.max_ping_strikes + 1) x \
+         (client.ping_interval - server.min_client_ping_interval) = {} x {} must cover network.max_latency ({}) of \
+         jitter: otherwise a live client collects more than {} strikes in a row",
+        H(*client_ping_interval), H(*min_client_ping_interval), H(idle_timeout.saturating_sub(*min_client_ping_interval)),
+        max_ping_strikes + 1, H(client_ping_interval.saturating_sub(*min_client_ping_interval)), H(*max_latency),
+        max_ping_strikes
     )]
     ClientPingsWouldStrike {
         /// `client.ping_interval`.
         client_ping_interval: Duration,
+        /// `server.idle_timeout`.
+        idle_timeout: Duration,
+        /// `server.max_ping_strikes`.
+        max_ping_strikes: u32,
+        /// `network.max_latency`.
+        max_latency: Duration,
         /// `server.min_client_ping_interval`.
         min_client_ping_interval: Duration,
     },
@@ -405,8 +424,11 @@ impl Config {
             .max_latency
             .saturating_mul(2)
             .saturating_add(n.max_server_delay);
-        if c.pong_timeout <= round_trip {
+        // Any read is evidence: a server ping in every pong-timeout window prevents misses too.
+        let server_ping_gap = s.ping_interval.saturating_add(n.max_latency);
+        if c.pong_timeout <= round_trip && c.pong_timeout <= server_ping_gap {
             v.errors.push(ConfigError::PongTimeoutTooShort {
+                server_ping_interval: s.ping_interval,
                 pong_timeout: c.pong_timeout,
                 max_latency: n.max_latency,
                 max_server_delay: n.max_server_delay,
@@ -428,24 +450,41 @@ impl Config {
             });
         }
 
-        let arrival_gap = c
+        // The server reads the client's pings and the client's pongs to its own pings; the
+        // longest silence is the shorter of the two sources' longest gaps, or the handshake's.
+        let lat2 = n.max_latency.saturating_mul(2);
+        let ping_gap = c
             .ping_interval
             .saturating_add(n.max_timer_lateness)
-            .max(n.max_latency)
             .saturating_add(n.max_latency);
+        let pong_gap = s.ping_interval.saturating_add(lat2);
+        let arrival_gap = lat2.max(ping_gap.min(pong_gap));
         if s.idle_timeout <= arrival_gap {
             v.errors.push(ConfigError::IdleTimeoutTooShort {
                 idle_timeout: s.idle_timeout,
                 client_ping_interval: c.ping_interval,
+                server_ping_interval: s.ping_interval,
                 max_timer_lateness: n.max_timer_lateness,
                 max_latency: n.max_latency,
                 required: arrival_gap,
             });
         }
 
-        if c.ping_interval < s.min_client_ping_interval {
+        // Flood policing (see Server): a client at the allowed rate drifts no further ahead of
+        // the schedule than the jitter minus what each interval's slack pays back.
+        let slack = c.ping_interval.saturating_sub(s.min_client_ping_interval);
+        let allowance = s
+            .idle_timeout
+            .saturating_sub(s.min_client_ping_interval)
+            .saturating_add(slack.saturating_mul(s.max_ping_strikes.saturating_add(1)));
+        if !s.min_client_ping_interval.is_zero()
+            && (c.ping_interval < s.min_client_ping_interval || n.max_latency > allowance)
+        {
             v.errors.push(ConfigError::ClientPingsWouldStrike {
                 client_ping_interval: c.ping_interval,
+                idle_timeout: s.idle_timeout,
+                max_ping_strikes: s.max_ping_strikes,
+                max_latency: n.max_latency,
                 min_client_ping_interval: s.min_client_ping_interval,
             });
         }

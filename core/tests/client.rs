@@ -316,14 +316,26 @@ fn hints_never_reconnect_and_visible_probes_once() {
     c.handle_hint(secs(3), Hint::Offline);
     assert_eq!((events(&mut c), transmits(&mut c)), (vec![], vec![]));
     c.handle_hint(secs(4), Hint::Visible);
-    assert_eq!(transmits(&mut c), [], "the last ping was answered 3 s ago: fresh enough");
+    assert_eq!(
+        transmits(&mut c),
+        [],
+        "the last ping was answered 3 s ago: fresh enough"
+    );
     // Hidden for a while: the timer at 30 s did not run (a throttled tab).
     c.handle_hint(secs(45), Hint::Visible);
     assert_eq!(transmits(&mut c), [Message::Ping { seq: 1 }]);
     c.handle_hint(secs(46), Hint::Online);
-    assert_eq!(transmits(&mut c), [], "no second probe while one is in flight");
+    assert_eq!(
+        transmits(&mut c),
+        [],
+        "no second probe while one is in flight"
+    );
     assert_eq!(c.status(), Status::Healthy);
-    assert_eq!(c.poll_timeout(), Some(secs(75)), "the probe restarts the ping schedule");
+    assert_eq!(
+        c.poll_timeout(),
+        Some(secs(75)),
+        "the probe restarts the ping schedule"
+    );
 }
 
 #[test]

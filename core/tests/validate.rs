@@ -80,7 +80,7 @@ fn cross_rules_with_their_numbers() {
         server: ServerConfig {
             ping_interval: s(30),
             idle_timeout: s(12),
-            min_client_ping_interval: s(9),
+            min_client_ping_interval: s(11),
             max_ping_strikes: 2,
         },
         network: NetworkAssumptions {

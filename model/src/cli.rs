@@ -267,11 +267,12 @@ fn text_report(
         if report.proven() { "yes" } else { "stopped at the first failure" }
     );
     for p in &report.properties {
-        let mark = match (p.sometimes, p.holds) {
-            (false, true) => "holds",
-            (false, false) => "FAILS",
-            (true, true) => "reached",
-            (true, false) => "not reached",
+        let mark = match (p.sometimes, p.holds, report.proven()) {
+            (false, true, _) => "holds",
+            (false, false, _) => "FAILS",
+            (true, true, _) => "reached",
+            (true, false, true) => "unreachable",
+            (true, false, false) => "not seen",
         };
         let _ = writeln!(out, "  {mark:<12} {}", p.name);
     }

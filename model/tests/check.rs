@@ -1,0 +1,294 @@
+//! The model checker on the configurations that matter, with pinned state counts, and the
+//! cross-check of `Config::validate` against the checker.
+
+use std::path::Path;
+use std::time::Duration;
+
+use heartbeat_core::{ClientConfig, Config, NetworkAssumptions, ServerConfig};
+use heartbeat_model::check::{check, names, CheckOptions, Report};
+use heartbeat_model::cli::{load_config, run_check, Format};
+use heartbeat_model::render;
+use proptest::prelude::*;
+
+fn config_file(name: &str) -> Config {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/configs")
+        .join(name);
+    load_config(Some(&path), std::iter::empty::<(String, String)>())
+        .expect("test config loads")
+        .0
+}
+
+fn full(config: &Config) -> Report {
+    check(
+        config,
+        CheckOptions {
+            stop_at_first_failure: false,
+            ..CheckOptions::default()
+        },
+    )
+    .expect("checkable")
+}
+
+fn first_failure(config: &Config) -> Report {
+    check(config, CheckOptions::default()).expect("checkable")
+}
+
+fn verdicts(r: &Report) -> Vec<(&'static str, bool)> {
+    r.properties.iter().map(|p| (p.name, p.holds)).collect()
+}
+
+#[test]
+fn default_config_is_proven_and_its_bounds_are_tight() {
+    let config = Config::default();
+    assert!(config.validate().is_ok());
+    let r = full(&config);
+    assert!(r.complete, "the checker visited every reachable state");
+    assert!(r.proven(), "{:?}", verdicts(&r));
+    assert_eq!(r.states, 194_482);
+    assert_eq!(r.unit, Duration::from_secs(1));
+    for name in [
+        names::SLOW_THEN_RECOVERED,
+        names::RECONNECT_WHEN_DEAD,
+        names::DETECTION_BOUND_REACHED,
+    ] {
+        assert!(
+            r.property(name).is_some_and(|p| p.holds),
+            "{name} not reached: the model would be vacuous"
+        );
+    }
+}
+
+#[test]
+fn the_story_original_config_is_proven_with_our_server() {
+    // With a server that keeps pinging while its pongs lag, the story's 30 s / 30 s / 3 numbers
+    // are safe: server pings are evidence of life too.
+    let config = config_file("story-original.yaml");
+    assert!(config.validate().is_ok());
+    let r = full(&config);
+    assert!(r.proven(), "{:?}", verdicts(&r));
+    assert_eq!((r.states, r.unit), (1_664, Duration::from_secs(5)));
+    // Within the assumptions a live server never even makes the client slow.
+    assert!(!r.property(names::SLOW_THEN_RECOVERED).unwrap().holds);
+}
+
+#[test]
+fn the_story_fixed_config_misses_pongs_at_its_edge() {
+    // 15 s pong timeout against 5 s latency each way plus 5 s server delay: a pong may arrive
+    // exactly at the deadline. Validation says so, and the checker shows the timeline.
+    let config = config_file("story-fixed.yaml");
+    let v = config.validate();
+    assert_eq!(v.errors.len(), 1, "{:?}", v.errors);
+    let r = first_failure(&config);
+    assert_eq!(
+        r.first_failure().map(|p| p.name),
+        Some(names::NO_MISSED_PONG)
+    );
+    assert_eq!(r.states, 1_866);
+}
+
+#[test]
+fn a_tolerance_below_server_ping_plus_latency_gets_the_shortest_counterexample() {
+    let config = config_file("tolerance-too-short.toml");
+    assert!(!config.validate().is_ok());
+    let r = first_failure(&config);
+    let failure = r.first_failure().expect("a counterexample");
+    assert_eq!(failure.name, names::NO_SPURIOUS_RECONNECT);
+    assert_eq!(r.states, 1_858);
+    insta::assert_snapshot!(render::ascii(failure.trace.as_ref().unwrap()));
+}
+
+#[test]
+fn counterexamples_are_identical_from_run_to_run() {
+    let config = config_file("tolerance-too-short.toml");
+    let a = first_failure(&config)
+        .first_failure()
+        .unwrap()
+        .trace
+        .clone();
+    let b = first_failure(&config)
+        .first_failure()
+        .unwrap()
+        .trace
+        .clone();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn check_command_output_for_the_default_config() {
+    let out = run_check(
+        &Config::default(),
+        "the embedded default configuration",
+        Format::Text,
+        false,
+        false,
+    );
+    assert_eq!(out.exit_code, 0);
+    insta::assert_snapshot!(out.output);
+}
+
+#[test]
+fn check_command_output_for_a_config_that_fails() {
+    let config = config_file("tolerance-too-short.toml");
+    let out = run_check(
+        &config,
+        "tolerance-too-short.toml",
+        Format::Text,
+        false,
+        false,
+    );
+    assert_eq!(out.exit_code, 1);
+    insta::assert_snapshot!(out.output);
+}
+
+#[test]
+fn check_command_json_for_the_story_original_config() {
+    let config = config_file("story-original.yaml");
+    let out = run_check(&config, "story-original.yaml", Format::Json, false, false);
+    assert_eq!(out.exit_code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out.output).expect("valid JSON");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["guarantees_ms"]["client_tolerance"], 90_000);
+    insta::assert_snapshot!(out.output);
+}
+
+#[test]
+fn combined_faults_do_not_break_the_default_config() {
+    let r = heartbeat_model::check::check_with(
+        &Config::default(),
+        CheckOptions {
+            stop_at_first_failure: false,
+            ..CheckOptions::default()
+        },
+        true,
+    )
+    .unwrap();
+    assert!(r.proven(), "{:?}", verdicts(&r));
+    assert_eq!(r.states, 412_078);
+}
+
+/// A configuration in whole seconds with small numbers, satisfying every rule that is not
+/// about properties 1-4 (ranges, per-side ordering, lateness within the stall threshold).
+fn small_config() -> impl Strategy<Value = Config> {
+    (
+        (2..=6u64, 1..=6u64, 2..=4u32, 1..=3u32, 1..=5u64),
+        (1..=8u64, 1..=12u64, 0..=7u64, 0..=2u32),
+        (0..=2u64, 0..=3u64, 0..=1u64),
+    )
+        .prop_map(
+            |(
+                (ping, timeout, max_missed, slow, connect),
+                (sping, idle, min, strikes),
+                (lat, delay, late),
+            )| {
+                let s = Duration::from_secs;
+                Config {
+                    client: ClientConfig {
+                        ping_interval: s(ping),
+                        pong_timeout: s(timeout.min(ping)),
+                        max_missed_pongs: max_missed,
+                        slow_threshold: slow.min(max_missed - 1),
+                        connect_timeout: s(connect),
+                        stall_threshold: s(5),
+                        ..ClientConfig::default()
+                    },
+                    server: ServerConfig {
+                        ping_interval: s(sping),
+                        idle_timeout: s(idle),
+                        min_client_ping_interval: s(min),
+                        max_ping_strikes: strikes,
+                    },
+                    network: NetworkAssumptions {
+                        max_latency: s(lat),
+                        max_server_delay: s(delay),
+                        max_timer_lateness: s(late),
+                    },
+                }
+            },
+        )
+}
+
+fn cases() -> u32 {
+    std::env::var("HEARTBEAT_CROSS_CHECK_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    /// `validate()` accepts a configuration exactly when the checker proves properties 1-4.
+    #[test]
+    fn validate_agrees_with_the_model_checker(config in small_config()) {
+        let v = config.validate();
+        let r = check(&config, CheckOptions::default()).expect("checkable");
+        prop_assert!(r.complete);
+        prop_assert_eq!(
+            v.is_ok(),
+            r.safety_proven(),
+            "validate: {:?}\nchecker: {:?}",
+            v.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            verdicts(&r)
+        );
+    }
+}
+
+/// The disagreements the cross-check found while the rules were being made exact, kept as
+/// named regressions (each was a rule that was stricter than the behaviour).
+#[test]
+fn cross_check_regressions() {
+    let s = Duration::from_secs;
+    let base =
+        |ping: u64, timeout: u64, sping: u64, idle: u64, min: u64, strikes: u32, delay: u64| {
+            Config {
+                client: ClientConfig {
+                    ping_interval: s(ping),
+                    pong_timeout: s(timeout),
+                    slow_threshold: 1,
+                    max_missed_pongs: 2,
+                    connect_timeout: s(1),
+                    stall_threshold: s(5),
+                    ..ClientConfig::default()
+                },
+                server: ServerConfig {
+                    ping_interval: s(sping),
+                    idle_timeout: s(idle),
+                    min_client_ping_interval: s(min),
+                    max_ping_strikes: strikes,
+                },
+                network: NetworkAssumptions {
+                    max_latency: s(0),
+                    max_server_delay: s(delay),
+                    max_timer_lateness: s(0),
+                },
+            }
+        };
+    for (why, config) in [
+        // The client's pongs to the server's pings are reads too: a short idle timeout is safe
+        // when the server pings often.
+        (
+            "idle timeout covered by the server's own ping round trips",
+            base(5, 5, 1, 2, 0, 0, 0),
+        ),
+        // Server pings are evidence: a pong timeout below the round trip is safe when a server
+        // ping always arrives within it.
+        (
+            "pong timeout covered by server pings",
+            base(3, 3, 1, 2, 0, 0, 3),
+        ),
+        // Flood policing has a burst allowance: pinging at the allowed rate is never a strike.
+        (
+            "client at exactly the allowed rate",
+            base(4, 3, 1, 2, 4, 1, 0),
+        ),
+    ] {
+        let r = check(&config, CheckOptions::default()).unwrap();
+        assert!(
+            config.validate().is_ok(),
+            "{why}: {:?}",
+            config.validate().errors
+        );
+        assert!(r.safety_proven(), "{why}: {:?}", verdicts(&r));
+    }
+}
