@@ -259,15 +259,12 @@ impl HeartbeatModel {
         &self,
         state: &State,
         action: Action,
-        mut trace: Option<&mut Trace>,
+        trace: Option<&mut Trace>,
     ) -> Option<(State, Shift)> {
         let mut st = state.clone();
         st.just_recovered = false;
         let now = st.now;
-        let mut rec = Recorder {
-            trace: trace.as_deref_mut(),
-            offset: Duration::ZERO,
-        };
+        let mut rec = Recorder { trace };
         match action {
             Action::Tick => {
                 st.now = self.next_tick(&st);
@@ -626,10 +623,7 @@ impl HeartbeatModel {
     }
 
     fn initial_state(&self, trace: Option<&mut Trace>) -> State {
-        let mut rec = Recorder {
-            trace,
-            offset: Duration::ZERO,
-        };
+        let mut rec = Recorder { trace };
         let mut client =
             Client::new(&self.config.client, Instant::ZERO, 0).expect("checked by check()");
         while let Some(e) = client.poll_event() {
@@ -706,13 +700,12 @@ impl Shift {
 /// Writes trace entries when a trace is being recorded; does nothing while checking.
 struct Recorder<'a> {
     trace: Option<&'a mut Trace>,
-    offset: Duration,
 }
 
 impl Recorder<'_> {
     fn push(&mut self, at: Instant, who: Who, what: What) {
         if let Some(t) = self.trace.as_deref_mut() {
-            t.push(at.saturating_add(self.offset), who, what);
+            t.push(at, who, what);
         }
     }
 

@@ -409,7 +409,7 @@ fn json_report(
         Ok(r) => JsonCheck {
             proven: r.proven(),
             states: r.states,
-            elapsed_ms: timing.then(|| r.elapsed.as_millis()),
+            elapsed_ms: timing.then_some(r.elapsed.as_millis()),
             unit_ms: r.unit.as_millis(),
             properties: r
                 .properties
@@ -452,7 +452,7 @@ fn json_report(
                 .collect(),
         },
         model_check,
-        guarantees_ms: proven.then(|| JsonGuarantees {
+        guarantees_ms: proven.then_some(JsonGuarantees {
             client_tolerance: g.client_tolerance.as_millis(),
             detection_bound: g.detection_bound.as_millis(),
             warning_lead: g.warning_lead.as_millis(),
