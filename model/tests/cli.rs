@@ -1,0 +1,88 @@
+//! The `heartbeat` binary as a user runs it: exit codes and what it prints.
+
+use std::process::Command;
+
+fn heartbeat(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_heartbeat"))
+        .args(args)
+        .env_remove("HEARTBEAT_CLIENT__PING_INTERVAL")
+        .output()
+        .expect("the binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn configs() -> String {
+    format!("{}/tests/configs", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn check_proves_the_default_and_exits_zero() {
+    let (code, out, _) = heartbeat(&["check"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Model check: proven"), "{out}");
+    assert!(out.contains("a dead server or a cut network is detected within 1m17s"), "{out}");
+}
+
+#[test]
+fn check_rejects_a_short_tolerance_with_exit_one_and_a_diagram() {
+    let (code, out, _) = heartbeat(&["check", &format!("{}/tolerance-too-short.toml", configs())]);
+    assert_eq!(code, 1);
+    assert!(out.contains("Shortest counterexample (no-spurious-reconnect)"), "{out}");
+    assert!(out.contains("RECONNECT: missed_pongs"), "{out}");
+}
+
+#[test]
+fn unusable_input_exits_two_with_the_position() {
+    let dir = std::env::temp_dir().join(format!("heartbeat-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "client:\n  ping_interval: 15s\n  pong_timout: 10s\n").unwrap();
+    let (code, _, err) = heartbeat(&["check", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("line 3") && err.contains("pong_timout"), "{err}");
+    let (code, _, err) = heartbeat(&["check", dir.join("missing.toml").to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read"), "{err}");
+    let unknown = dir.join("config.ini");
+    std::fs::write(&unknown, "x").unwrap();
+    let (code, _, err) = heartbeat(&["check", unknown.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn environment_overrides_apply_and_typos_are_errors() {
+    let out = Command::new(env!("CARGO_BIN_EXE_heartbeat"))
+        .args(["check", "--format", "json"])
+        .env("HEARTBEAT_CLIENT__PING_INTERVAL", "20s")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["config"]["client"]["ping_interval"], "20s");
+    let out = Command::new(env!("CARGO_BIN_EXE_heartbeat"))
+        .args(["check"])
+        .env("HEARTBEAT_CLIENT__PING_INTERVALL", "20s")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn simulate_and_diagram_run_scenarios() {
+    let (code, out, _) = heartbeat(&["simulate", "--scenario", "server-dead", "--seed", "3"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("reconnect"), "{out}");
+    let (code, out, _) = heartbeat(&["diagram", "server-busy-40s", "--mermaid"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("sequenceDiagram") || out.contains("sequenceDiagram"), "{out}");
+    let (code, out, _) = heartbeat(&["diagram", "--list"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("laptop-asleep-2h"));
+    let (code, _, err) = heartbeat(&["diagram", "no-such-scenario"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown scenario"), "{err}");
+}
