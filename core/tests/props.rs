@@ -285,3 +285,58 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// `Server::shift` is exact, as `Client::shift` is.
+    #[test]
+    fn shifted_server_behaves_the_same(
+        config in server_config(),
+        prefix in prop::collection::vec((input(), forward()), 0..30),
+        suffix in prop::collection::vec((input(), forward()), 1..60),
+        frac in 0..=100u64,
+        seqs in any::<u32>(),
+    ) {
+        fn feed_server(s: &mut Server, inp: &Input, at: Instant) -> (Vec<Message>, Vec<ServerEvent>) {
+            match inp {
+                Input::Ping(seq) => s.handle_message(at, Message::Ping { seq: *seq }),
+                Input::Pong(seq) => s.handle_message(at, Message::Pong { seq: *seq }),
+                Input::Read | Input::Connected | Input::Hint(_) => s.handle_read(at),
+                Input::Timeout | Input::AtDeadline | Input::Disconnected => s.handle_timeout(at),
+            }
+            (std::iter::from_fn(|| s.poll_transmit()).collect(), std::iter::from_fn(|| s.poll_event()).collect())
+        }
+        let mut now = Instant::ZERO;
+        let mut a = Server::new(&config, now).unwrap();
+        for (inp, dt) in &prefix {
+            now = now.saturating_add(Duration::from_micros(*dt));
+            let at = if matches!(inp, Input::AtDeadline) { a.poll_timeout().unwrap_or(now).max(now) } else { now };
+            now = at;
+            feed_server(&mut a, inp, at);
+        }
+        let d = Duration::from_micros(a.earliest_instant().as_micros() * frac / 100);
+        let mut b = a.clone();
+        b.shift(d, seqs);
+        for (inp, dt) in &suffix {
+            now = now.saturating_add(Duration::from_micros(*dt));
+            let at = if matches!(inp, Input::AtDeadline) { a.poll_timeout().unwrap_or(now).max(now) } else { now };
+            now = at;
+            // Pongs echo the server's numbering, so they shift; client pings do not.
+            let (inp_a, inp_b) = match inp {
+                Input::Pong(seq) => (Input::Pong(u64::from(*seq as u32)), Input::Pong(u64::from((*seq as u32).wrapping_sub(seqs)))),
+                other => (other.clone(), other.clone()),
+            };
+            let (sa, ea) = feed_server(&mut a, &inp_a, at);
+            let (sb, eb) = feed_server(&mut b, &inp_b, at.saturating_sub(d));
+            let sa: Vec<_> = sa.into_iter().map(|m| match m {
+                Message::Ping { seq } => Message::Ping { seq: u64::from((seq as u32).wrapping_sub(seqs)) },
+                pong => pong,
+            }).collect();
+            prop_assert_eq!(sa, sb);
+            prop_assert_eq!(ea, eb);
+            prop_assert_eq!(a.is_closed(), b.is_closed());
+            prop_assert_eq!(a.poll_timeout().map(|t| t.saturating_sub(d)), b.poll_timeout());
+        }
+    }
+}
