@@ -91,7 +91,7 @@ pub const SCENARIOS: &[ScenarioInfo] = &[
     },
     ScenarioInfo {
         name: "ping-flood",
-        about: "a client pinging every second: the server closes with too_many_pings",
+        about: "a client pinging every 100ms: the server closes with too_many_pings",
         run: ping_flood,
     },
     ScenarioInfo {
