@@ -24,14 +24,20 @@ fn check_proves_the_default_and_exits_zero() {
     let (code, out, _) = heartbeat(&["check"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("Model check: proven"), "{out}");
-    assert!(out.contains("a dead server or a cut network is detected within 1m17s"), "{out}");
+    assert!(
+        out.contains("a dead server or a cut network is detected within 1m17s"),
+        "{out}"
+    );
 }
 
 #[test]
 fn check_rejects_a_short_tolerance_with_exit_one_and_a_diagram() {
     let (code, out, _) = heartbeat(&["check", &format!("{}/tolerance-too-short.toml", configs())]);
     assert_eq!(code, 1);
-    assert!(out.contains("Shortest counterexample (no-spurious-reconnect)"), "{out}");
+    assert!(
+        out.contains("Shortest counterexample (no-spurious-reconnect)"),
+        "{out}"
+    );
     assert!(out.contains("RECONNECT: missed_pongs"), "{out}");
 }
 
@@ -43,7 +49,10 @@ fn unusable_input_exits_two_with_the_position() {
     std::fs::write(&bad, "client:\n  ping_interval: 15s\n  pong_timout: 10s\n").unwrap();
     let (code, _, err) = heartbeat(&["check", bad.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("line 3") && err.contains("pong_timout"), "{err}");
+    assert!(
+        err.contains("line 3") && err.contains("pong_timout"),
+        "{err}"
+    );
     let (code, _, err) = heartbeat(&["check", dir.join("missing.toml").to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(err.contains("cannot read"), "{err}");
@@ -78,7 +87,10 @@ fn simulate_and_diagram_run_scenarios() {
     assert!(out.contains("reconnect"), "{out}");
     let (code, out, _) = heartbeat(&["diagram", "server-busy-40s", "--mermaid"]);
     assert_eq!(code, 0);
-    assert!(out.starts_with("sequenceDiagram") || out.contains("sequenceDiagram"), "{out}");
+    assert!(
+        out.starts_with("sequenceDiagram") || out.contains("sequenceDiagram"),
+        "{out}"
+    );
     let (code, out, _) = heartbeat(&["diagram", "--list"]);
     assert_eq!(code, 0);
     assert!(out.contains("laptop-asleep-2h"));
