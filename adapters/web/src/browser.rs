@@ -17,7 +17,9 @@ use web_sys::{BinaryType, MessageEvent, VisibilityState, WebSocket};
 
 use crate::driver::{status_name, Actions, Driver, Input};
 
-#[wasm_bindgen(typescript_custom_section)]
+/// The TypeScript types wasm-bindgen cannot derive, appended to the generated .d.ts (only the
+/// wasm build emits them; the host tests check them against the Rust types).
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 const TS_TYPES: &str = r#"
 /** What to show the user. 'slow' is a warning: it always comes before a heartbeat reconnect. */
 export type HeartbeatStatus = 'connecting' | 'healthy' | 'slow' | 'reconnecting' | 'closed';
@@ -73,6 +75,9 @@ export type MessageCallback = (data: string | ArrayBuffer) => void;
 /** Called with every heartbeat event, for logs. */
 export type EventCallback = (event: HeartbeatEvent) => void;
 "#;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_APPEND: &str = TS_TYPES;
 
 #[wasm_bindgen]
 extern "C" {
@@ -511,5 +516,95 @@ impl HeartbeatSocket {
     #[wasm_bindgen(getter)]
     pub fn url(&self) -> String {
         self.state.borrow().url.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::format;
+    use alloc::string::ToString;
+
+    use heartbeat_core::{ClientConfig, Event, ReconnectReason, Status};
+
+    use super::TS_TYPES;
+    use crate::driver::{status_name, LogEvent};
+
+    /// The hand-written TypeScript types must follow the core: a field added to `ClientConfig`
+    /// or an event added to the log shows up here first.
+    #[test]
+    fn typescript_config_type_lists_every_client_setting() {
+        let json = serde_json::to_value(ClientConfig::default()).unwrap();
+        let fields = json.as_object().unwrap();
+        assert_eq!(fields.len(), 8);
+        for (name, value) in fields {
+            let kind = if value.is_string() {
+                "HeartbeatDuration"
+            } else {
+                "number"
+            };
+            let line = format!("  {name}?: {kind};");
+            assert!(TS_TYPES.contains(&line), "HeartbeatConfig lacks `{line}`");
+        }
+    }
+
+    #[test]
+    fn typescript_status_and_event_types_match_the_rust_ones() {
+        for status in [
+            Status::Connecting,
+            Status::Healthy,
+            Status::Slow,
+            Status::Reconnecting,
+            Status::Closed,
+        ] {
+            let name = format!("'{}'", status_name(status));
+            assert!(TS_TYPES.contains(&name), "HeartbeatStatus lacks {name}");
+        }
+        let events = [
+            LogEvent::from(Event::Connect { attempt: 0 }),
+            Event::Connected.into(),
+            Event::Rtt(core::time::Duration::ZERO).into(),
+            Event::PongMissed {
+                missed: 1,
+                max_missed_pongs: 4,
+            }
+            .into(),
+            Event::Slow { missed: 2 }.into(),
+            Event::Recovered { missed: 2 }.into(),
+            Event::Stalled {
+                late_by: core::time::Duration::ZERO,
+            }
+            .into(),
+            Event::Reconnect {
+                reason: ReconnectReason::MissedPongs { missed: 4 },
+                backoff: core::time::Duration::ZERO,
+            }
+            .into(),
+            LogEvent::Hint { hint: "hidden" },
+            LogEvent::Malformed { reason: "x" },
+        ];
+        for event in events {
+            let json = serde_json::to_value(&event).unwrap();
+            let object = json.as_object().unwrap();
+            let kind = object["type"].as_str().unwrap().to_string();
+            assert!(
+                TS_TYPES.contains(&format!("type: '{kind}'")),
+                "HeartbeatEvent lacks type '{kind}'"
+            );
+            for field in object.keys().filter(|k| *k != "type") {
+                assert!(
+                    TS_TYPES.contains(&format!("{field}: "))
+                        || TS_TYPES.contains(&format!("{field}?: ")),
+                    "HeartbeatEvent '{kind}' lacks field {field}"
+                );
+            }
+        }
+        for reason in [
+            "missed_pongs",
+            "connection_closed",
+            "connect_failed",
+            "connect_timeout",
+        ] {
+            assert!(TS_TYPES.contains(&format!("'{reason}'")), "reason {reason}");
+        }
     }
 }
