@@ -13,5 +13,9 @@ fn server_fits_in_64_bytes_and_client_in_128() {
         "Client is {} bytes",
         size_of::<Client>()
     );
-    println!("Server: {} bytes, Client: {} bytes", size_of::<Server>(), size_of::<Client>());
+    println!(
+        "Server: {} bytes, Client: {} bytes",
+        size_of::<Server>(),
+        size_of::<Client>()
+    );
 }
