@@ -277,7 +277,7 @@ fn step(state: &Rc<RefCell<State>>, input: Input<'_>, data: Option<&JsValue>) {
         if let Some(f) = &on_event {
             for entry in &actions.log {
                 if let Ok(value) = serde_wasm_bindgen::to_value(entry) {
-                    let _ = f.call1(&JsValue::NULL, &value);
+                    report(f.call1(&JsValue::NULL, &value));
                 }
             }
         }
@@ -285,18 +285,32 @@ fn step(state: &Rc<RefCell<State>>, input: Input<'_>, data: Option<&JsValue>) {
             call_status(f, status, rtt);
         }
         if let (Some(f), Some(data), true) = (&on_message, data, actions.deliver) {
-            let _ = f.call1(&JsValue::NULL, data);
+            report(f.call1(&JsValue::NULL, data));
         }
     }
 }
 
 fn call_status(f: &Function, status: Status, rtt: Option<f64>) {
     let rtt = rtt.map_or(JsValue::UNDEFINED, JsValue::from_f64);
-    let _ = f.call2(
+    report(f.call2(
         &JsValue::NULL,
         &JsValue::from_str(status_name(status)),
         &rtt,
-    );
+    ));
+}
+
+/// An exception thrown by an application callback is reported as an uncaught one would be
+/// (`reportError`: the console and the window's `error` event), without unwinding through the
+/// socket's own code, which goes on.
+fn report(result: Result<JsValue, JsValue>) {
+    if let Err(error) = result {
+        let global = js_sys::global();
+        if let Ok(f) = js_sys::Reflect::get(&global, &JsValue::from_str("reportError")) {
+            if let Some(f) = f.dyn_ref::<Function>() {
+                let _ = f.call1(&global, &error);
+            }
+        }
+    }
 }
 
 /// Runs `f` on the state if it still exists (a handler can outlive a freed socket briefly).

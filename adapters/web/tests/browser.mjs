@@ -9,7 +9,8 @@
 // stall, not a miss); the server stopped (SIGSTOP) and then stalled
 // from within (/control/stall) -> 'slow' then 'healthy', no reconnect, with a screenshot of the
 // slow page; the server killed -> 'reconnecting', then 'healthy' again once restarted on the
-// same port; close() -> 'closed' and silence. Every wait is bounded; a failure prints what the
+// same port; a throwing application callback (reported, the socket goes on); close() -> 'closed'
+// and silence. Every wait is bounded; a failure prints what the
 // page saw.
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, createWriteStream } from 'node:fs';
@@ -238,6 +239,24 @@ async function api() {
   console.log(`[${since()}] ok config API: defaults, partial config, errors name the field, the text and every rule`);
 }
 
+async function throwingCallback() {
+  // An application callback that throws is reported like an uncaught exception and does not
+  // stop the socket.
+  const before = consoleLines.length;
+  await page.evaluate(() => {
+    window.demo.socket.onMessage((data) => {
+      window.demo.messages.push({ at: performance.now(), data });
+      throw new Error('application bug in onMessage');
+    });
+  });
+  await echo('into a throwing callback');
+  await echo('and the socket goes on');
+  const reported = consoleLines.slice(before).filter((l) => l.includes('application bug in onMessage'));
+  await check(reported.length >= 2, `the callback's exceptions were not reported: ${JSON.stringify(consoleLines.slice(before))}`);
+  await check((await status()) === 'healthy', `status ${await status()} after throwing callbacks`);
+  console.log(`[${since()}] ok throwing callback: ${reported.length} exceptions reported as uncaught, socket still healthy`);
+}
+
 async function closed() {
   await page.evaluate(() => window.demo.socket.close());
   await waitFor("status 'closed' after close()", 2_000, () => window.demo.socket.status === 'closed');
@@ -456,9 +475,10 @@ async function main() {
     async () => {},
   );
   await serverGone(port);
+  await throwingCallback();
   await closed();
 
-  const errors = consoleLines.filter((l) => l.startsWith('pageerror'));
+  const errors = consoleLines.filter((l) => l.startsWith('pageerror') && !l.includes('application bug in onMessage'));
   await check(errors.length === 0, `page errors: ${errors.join('; ')}`);
   writeFileSync(join(artifacts, 'events.json'), JSON.stringify(await page.evaluate(() => window.demo.events), null, 1));
   console.log(`[${since()}] all browser tests passed; artifacts in ${artifacts}`);
