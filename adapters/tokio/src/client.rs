@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch, Notify, OwnedMutexGuard};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tokio_tungstenite::WebSocketStream;
 use tracing::{error, info, warn};
@@ -44,6 +44,8 @@ pub struct ClientOptions {
     pub inbound_capacity: usize,
     /// Application messages buffered towards the socket (kept across reconnects).
     pub outbound_capacity: usize,
+    /// tungstenite's settings for [`connect`] (see `ServerOptions::websocket`).
+    pub websocket: WebSocketConfig,
 }
 
 impl Default for ClientOptions {
@@ -54,6 +56,7 @@ impl Default for ClientOptions {
             pings: PingStyle::Json,
             inbound_capacity: 64,
             outbound_capacity: 64,
+            websocket: WebSocketConfig::default(),
         }
     }
 }
@@ -117,11 +120,12 @@ pub fn connect(
     options: ClientOptions,
 ) -> Result<ClientHandle, ConfigErrors> {
     let url = url.into();
+    let websocket = options.websocket;
     connect_with(
         move || {
             let url = url.clone();
             Box::pin(async move {
-                tokio_tungstenite::connect_async_with_config(url, None, true)
+                tokio_tungstenite::connect_async_with_config(url, Some(websocket), true)
                     .await
                     .map(|(ws, _)| ws)
             }) as ConnectFuture<_>

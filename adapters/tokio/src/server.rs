@@ -23,7 +23,7 @@ use heartbeat_core::{CloseReason, Instant, Message, Server, ServerConfig, Server
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, Notify};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, info, warn};
@@ -56,6 +56,10 @@ pub struct ServerOptions {
     pub outbound_capacity: usize,
     /// How the server sends its own pings. Pongs always answer in the form of the ping.
     pub pings: PingStyle,
+    /// tungstenite's settings for [`accept`]. Its default read buffer is 128 KiB per
+    /// connection, allocated at once; for many mostly idle connections use 4 KiB
+    /// (`WebSocketConfig::default().read_buffer_size(4096)`), as the 10k-connection bench does.
+    pub websocket: WebSocketConfig,
 }
 
 impl Default for ServerOptions {
@@ -65,6 +69,7 @@ impl Default for ServerOptions {
             inbound_capacity: 64,
             outbound_capacity: 64,
             pings: PingStyle::Json,
+            websocket: WebSocketConfig::default(),
         }
     }
 }
@@ -224,7 +229,7 @@ pub async fn accept<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let ws = tokio_tungstenite::accept_async(stream).await?;
+    let ws = tokio_tungstenite::accept_async_with_config(stream, Some(options.websocket)).await?;
     serve(ws, options).map_err(|e| tungstenite::Error::Io(std::io::Error::other(e.to_string())))
 }
 
