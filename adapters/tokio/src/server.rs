@@ -369,6 +369,14 @@ async fn reader<S>(
     shared.wake_writer.notify_one();
 }
 
+/// A failed write after the peer's close frame is that close, not an error.
+fn write_failed(shared: &Shared, e: &tungstenite::Error) -> CloseCause {
+    match shared.lock().peer_cause.clone() {
+        Some(cause @ CloseCause::Peer { code: Some(_) }) => cause,
+        _ => CloseCause::Error(e.to_string()),
+    }
+}
+
 fn heartbeat(shared: &Shared, now: Instant, m: Message) {
     let work = {
         let mut inner = shared.lock();
@@ -407,7 +415,7 @@ async fn writer<S>(
         };
         for f in frames {
             if let Err(e) = sink.send(f).await {
-                break 'outer CloseCause::Error(e.to_string());
+                break 'outer write_failed(&shared, &e);
             }
         }
         if let Some(reason) = close {
@@ -458,7 +466,7 @@ async fn writer<S>(
                 }
                 Some(m) => {
                     if let Err(e) = sink.send(m).await {
-                        break CloseCause::Error(e.to_string());
+                        break write_failed(&shared, &e);
                     }
                 }
                 None => app_open = false,
