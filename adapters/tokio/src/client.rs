@@ -195,7 +195,16 @@ enum Step<S> {
 struct Conn<S> {
     stream: SplitStream<WebSocketStream<S>>,
     out: Arc<ConnOut>,
-    writer: JoinHandle<()>,
+    /// Taken by `drop_conn` for a graceful close; aborted if the driver itself goes away.
+    writer: Option<JoinHandle<()>>,
+}
+
+impl<S> Drop for Conn<S> {
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            writer.abort();
+        }
+    }
 }
 
 struct ConnOut {
@@ -360,29 +369,30 @@ where
         self.conn = Some(Conn {
             stream,
             out,
-            writer,
+            writer: Some(writer),
         });
     }
 
     /// Lets the current socket go: the writer sends a close frame if it can within a second,
     /// and is aborted otherwise.
     fn drop_conn(&mut self, code: CloseCode, reason: &'static str) {
-        if let Some(conn) = self.conn.take() {
+        if let Some(mut conn) = self.conn.take() {
             *lock(&conn.out.closing) = Some(CloseFrame {
                 code,
                 reason: reason.into(),
             });
             conn.out.wake.notify_one();
-            let mut writer = conn.writer;
-            drop(conn.stream);
-            tokio::spawn(async move {
-                if tokio::time::timeout(Duration::from_secs(1), &mut writer)
-                    .await
-                    .is_err()
-                {
-                    writer.abort();
-                }
-            });
+            if let Some(mut writer) = conn.writer.take() {
+                tokio::spawn(async move {
+                    if tokio::time::timeout(Duration::from_secs(1), &mut writer)
+                        .await
+                        .is_err()
+                    {
+                        writer.abort();
+                    }
+                });
+            }
+            drop(conn);
         }
         self.connecting = None;
     }

@@ -263,3 +263,41 @@ async fn a_failed_connect_backs_off_and_retries() {
     assert_eq!(attempts.load(Ordering::SeqCst), 4);
     client.close().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_handle_closes_the_socket() {
+    let (ended_tx, ended_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut ended_tx = Some(ended_tx);
+    let (opened_tx, opened_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut opened_tx = Some(opened_tx);
+    let client = connect_with(
+        move || {
+            let (a, b) = tokio::io::duplex(64 * 1024);
+            let ended = ended_tx.take();
+            let opened = opened_tx.take();
+            tokio::spawn(async move {
+                let mut ws = WebSocketStream::from_raw_socket(a, Role::Server, None).await;
+                if let Some(o) = opened {
+                    let _ = o.send(());
+                }
+                while let Some(Ok(_)) = ws.next().await {}
+                if let Some(e) = ended {
+                    let _ = e.send(());
+                }
+            });
+            async move {
+                Ok::<_, tokio_tungstenite::tungstenite::Error>(
+                    WebSocketStream::from_raw_socket(b, Role::Client, None).await,
+                )
+            }
+        },
+        options(),
+    )
+    .unwrap();
+    timeout(LIMIT, opened_rx).await.unwrap().unwrap();
+    drop(client);
+    timeout(LIMIT, ended_rx)
+        .await
+        .expect("the server side sees the socket end")
+        .unwrap();
+}
