@@ -75,7 +75,7 @@ pub enum LoadError {
         message: String,
     },
     /// An override names a setting that does not exist.
-    #[error("{var}: no such setting (expected HEARTBEAT_<CLIENT|SERVER|NETWORK>__<FIELD>, e.g. HEARTBEAT_CLIENT__PING_INTERVAL)")]
+    #[error("{var}: no such setting (HEARTBEAT_<CLIENT|SERVER|NETWORK>__<FIELD> with a field of that section, e.g. HEARTBEAT_CLIENT__PING_INTERVAL)")]
     UnknownOverride {
         /// The variable's name.
         var: String,
@@ -243,12 +243,13 @@ fn strip_position(message: &str) -> String {
         .to_owned()
 }
 
-/// Applies `HEARTBEAT_<SECTION>__<FIELD>=value` overrides; other variables are ignored.
+/// Applies `HEARTBEAT_<CLIENT|SERVER|NETWORK>__<FIELD>=value` overrides; other variables,
+/// including other `HEARTBEAT_*` ones, are ignored.
 ///
 /// Pass `std::env::vars()` in production. Durations take the same text as files (`15s`).
 ///
 /// # Errors
-/// [`LoadError::UnknownOverride`] for a variable with the prefix that names no setting,
+/// [`LoadError::UnknownOverride`] for a variable of one of our sections that names no setting,
 /// [`LoadError::BadOverride`] for a value that does not fit.
 pub fn apply_overrides<I, K, V>(config: &mut Config, vars: I) -> Result<(), LoadError>
 where
@@ -270,9 +271,14 @@ where
     vars.sort();
     for (var, value) in vars {
         let path = var[ENV_PREFIX.len()..].to_ascii_lowercase();
+        // Only HEARTBEAT_<CLIENT|SERVER|NETWORK>__<FIELD> is ours: other tools may use the
+        // prefix for their own variables. A misspelt field in one of our sections is an error.
         let Some((section, field)) = path.split_once("__") else {
-            return Err(LoadError::UnknownOverride { var });
+            continue;
         };
+        if !["client", "server", "network"].contains(&section) {
+            continue;
+        }
         let Some(slot) = tree.get_mut(section).and_then(|s| s.get_mut(field)) else {
             return Err(LoadError::UnknownOverride { var });
         };
@@ -364,6 +370,14 @@ mod tests {
         assert_eq!(c.server.max_ping_strikes, 5);
         let err = apply_overrides(&mut c, [("HEARTBEAT_CLIENT__PING", "1s")]).unwrap_err();
         assert!(matches!(err, LoadError::UnknownOverride { .. }));
+        // Other tools' variables with the prefix are not ours.
+        let before = c;
+        apply_overrides(
+            &mut c,
+            [("HEARTBEAT_TOOLS", "/opt"), ("HEARTBEAT_CI__X", "1")],
+        )
+        .unwrap();
+        assert_eq!(c, before);
         let err =
             apply_overrides(&mut c, [("HEARTBEAT_CLIENT__PING_INTERVAL", "soon")]).unwrap_err();
         assert!(matches!(err, LoadError::BadOverride { .. }), "{err}");
