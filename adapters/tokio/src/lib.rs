@@ -27,7 +27,8 @@
 //! (data is waiting), so the adapter tells the core it read something, and the server's own
 //! pings still leave on schedule. Outbound, a full [`ServerConnection::sender`] makes the
 //! application wait; heartbeat frames never queue behind it, but a frame already being written
-//! to a slow socket is finished first.
+//! to a slow socket is finished first. A write stuck on a peer that stopped reading does not
+//! stop the heartbeat's timer: such a peer is still closed at its idle timeout.
 //!
 //! # Time
 //! [`Clock`] is the one place time enters: `tokio::time::Instant` converted to the core's

@@ -369,6 +369,65 @@ async fn reader<S>(
     shared.wake_writer.notify_one();
 }
 
+/// When the writer must next wake for the core's timer.
+fn next_wake(shared: &Shared, deferred: Option<tokio::time::Instant>) -> tokio::time::Instant {
+    deferred.unwrap_or_else(|| {
+        let deadline = shared.lock().hb.poll_timeout();
+        shared.clock.to_tokio(deadline.unwrap_or(Instant::MAX))
+    })
+}
+
+/// The core's timer fired (at `wake`). A wake-up much later than asked means this process was
+/// not running: the idle check is put off once by [`STALL_GRACE`] so the reader goes first.
+fn on_timer(
+    shared: &Shared,
+    wake: tokio::time::Instant,
+    deferred: &mut Option<tokio::time::Instant>,
+) {
+    let now_t = tokio::time::Instant::now();
+    let late = now_t.saturating_duration_since(wake);
+    if deferred.take().is_none() && late > STALL_GRACE {
+        debug!(name: "websocket.heartbeat_stall_seen", connection = shared.id,
+            late_ms = u64::try_from(late.as_millis()).unwrap_or(u64::MAX));
+        *deferred = Some(now_t + STALL_GRACE);
+        return;
+    }
+    let now = shared.clock.from_tokio(now_t);
+    let mut inner = shared.lock();
+    if inner.reader_waiting {
+        inner.hb.handle_read(now);
+    }
+    inner.hb.handle_timeout(now);
+    shared.drain(&mut inner);
+}
+
+/// Writes one frame while the core's timer keeps running, so that a peer that stopped reading
+/// (its socket full, the write blocked) is still closed at its idle timeout.
+async fn send_timed<S>(
+    sink: &mut SplitSink<WebSocketStream<S>, WsMessage>,
+    frame: WsMessage,
+    shared: &Shared,
+    deferred: &mut Option<tokio::time::Instant>,
+) -> Result<(), CloseCause>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut send = std::pin::pin!(sink.send(frame));
+    loop {
+        let wake = next_wake(shared, *deferred);
+        tokio::select! {
+            r = &mut send => return r.map_err(|e| write_failed(shared, &e)),
+            () = tokio::time::sleep_until(wake) => {
+                on_timer(shared, wake, deferred);
+                if let Some(reason) = shared.lock().close {
+                    // The socket is stuck mid-frame: no close frame can follow; drop it.
+                    return Err(CloseCause::Heartbeat(reason));
+                }
+            }
+        }
+    }
+}
+
 /// A failed write after the peer's close frame is that close, not an error.
 fn write_failed(shared: &Shared, e: &tungstenite::Error) -> CloseCause {
     match shared.lock().peer_cause.clone() {
@@ -403,19 +462,14 @@ async fn writer<S>(
     let mut deferred: Option<tokio::time::Instant> = None;
     let cause = 'outer: loop {
         // Heartbeat frames first, always.
-        let (frames, close, done, deadline) = {
+        let (frames, close, done) = {
             let mut inner = shared.lock();
             let frames: Vec<WsMessage> = inner.outbox.drain(..).collect();
-            (
-                frames,
-                inner.close,
-                inner.reader_done,
-                inner.hb.poll_timeout(),
-            )
+            (frames, inner.close, inner.reader_done)
         };
         for f in frames {
-            if let Err(e) = sink.send(f).await {
-                break 'outer write_failed(&shared, &e);
+            if let Err(cause) = send_timed(&mut sink, f, &shared, &mut deferred).await {
+                break 'outer cause;
             }
         }
         if let Some(reason) = close {
@@ -438,35 +492,19 @@ async fn writer<S>(
                 .clone()
                 .unwrap_or(CloseCause::Peer { code: None });
         }
-        let wake =
-            deferred.unwrap_or_else(|| shared.clock.to_tokio(deadline.unwrap_or(Instant::MAX)));
+        let wake = next_wake(&shared, deferred);
         tokio::select! {
             biased;
             () = shared.wake_writer.notified() => {}
-            () = tokio::time::sleep_until(wake) => {
-                let now_t = tokio::time::Instant::now();
-                if deferred.take().is_none() && now_t.saturating_duration_since(wake) > STALL_GRACE {
-                    debug!(name: "websocket.heartbeat_stall_seen", connection = shared.id,
-                        late_ms = now_t.saturating_duration_since(wake).as_millis() as u64);
-                    deferred = Some(now_t + STALL_GRACE);
-                    continue;
-                }
-                let now = shared.clock.from_tokio(now_t);
-                let mut inner = shared.lock();
-                if inner.reader_waiting {
-                    inner.hb.handle_read(now);
-                }
-                inner.hb.handle_timeout(now);
-                shared.drain(&mut inner);
-            }
+            () = tokio::time::sleep_until(wake) => on_timer(&shared, wake, &mut deferred),
             m = app.recv(), if app_open => match m {
                 Some(WsMessage::Close(frame)) => {
                     let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(WsMessage::Close(frame))).await;
                     break CloseCause::Application;
                 }
                 Some(m) => {
-                    if let Err(e) = sink.send(m).await {
-                        break write_failed(&shared, &e);
+                    if let Err(cause) = send_timed(&mut sink, m, &shared, &mut deferred).await {
+                        break cause;
                     }
                 }
                 None => app_open = false,

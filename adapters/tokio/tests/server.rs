@@ -294,3 +294,23 @@ async fn a_flooding_connection_is_slowed_without_delaying_others_or_being_closed
     );
     flood.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_client_is_closed_on_time_even_while_a_write_to_it_is_stuck() {
+    // The peer neither reads nor writes (a power cut); the application streams data to it.
+    // The pipe fills, the writer blocks mid-frame, and the idle timeout must still fire.
+    let (srv, peer) = pair(1024).await;
+    let mut conn = serve(srv, &options()).unwrap();
+    let start = tokio::time::Instant::now();
+    let big = "x".repeat(8192);
+    let sender = conn.sender.clone();
+    let feeder =
+        tokio::spawn(async move { while sender.send(Message::text(big.clone())).await.is_ok() {} });
+    assert_eq!(
+        closed_event(&mut conn).await,
+        CloseCause::Heartbeat(CloseReason::IdleTimeout)
+    );
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+    feeder.abort();
+    drop(peer);
+}
