@@ -1,7 +1,7 @@
 //! The one place where time enters the adapter.
 //!
 //! Everything else asks a [`Clock`] for `now` and for the tokio deadline of a core
-//! [`Instant`](heartbeat_core::Instant). Because the clock is `tokio::time::Instant`, tests that
+//! [`Instant`]. Because the clock is `tokio::time::Instant`, tests that
 //! call `tokio::time::pause()` drive every heartbeat deterministically.
 
 use std::time::Duration;
