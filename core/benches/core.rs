@@ -29,7 +29,10 @@ fn client_ping_pong_round(bencher: Bencher) {
         while let Some(m) = client.poll_transmit() {
             seq = m.seq();
         }
-        client.handle_message(now.saturating_add(Duration::from_millis(20)), Message::Pong { seq });
+        client.handle_message(
+            now.saturating_add(Duration::from_millis(20)),
+            Message::Pong { seq },
+        );
         while let Some(e) = client.poll_event() {
             black_box(e);
         }
@@ -74,7 +77,9 @@ fn million_servers_one_hour(bencher: Bencher) {
 }
 
 fn fresh(config: &ServerConfig) -> Vec<Server> {
-    (0..SERVERS).map(|_| Server::new(config, Instant::ZERO).unwrap()).collect()
+    (0..SERVERS)
+        .map(|_| Server::new(config, Instant::ZERO).unwrap())
+        .collect()
 }
 
 fn sweep(_config: &ServerConfig, servers: &mut [Server]) -> usize {

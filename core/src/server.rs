@@ -57,6 +57,11 @@ pub enum ServerEvent {
     },
 }
 
+/// An idle deadline handled more than this late means the server itself was not running (a
+/// stalled event loop, a frozen process). The verdict is put off once by this much, so that what
+/// the client sent meanwhile, still unread in the server's buffers, is read first.
+pub const STALL_GRACE: Duration = Duration::from_millis(100);
+
 mod pending {
     pub(super) const PONG: u8 = 1 << 0;
     pub(super) const PING: u8 = 1 << 1;
@@ -65,6 +70,8 @@ mod pending {
     pub(super) const STRIKE: u8 = 1 << 4;
     /// The server's latest ping has not been answered yet.
     pub(super) const AWAITING: u8 = 1 << 5;
+    /// The idle verdict was put off once after a stall; cleared by the next read.
+    pub(super) const DEFERRED: u8 = 1 << 6;
     /// Closed: terminal.
     pub(super) const CLOSED: u8 = 1 << 7;
 }
@@ -219,9 +226,19 @@ impl Server {
         if self.is_closed() {
             return;
         }
-        if now >= self.last_read.plus_ms(self.idle_ms) {
-            self.shut(CloseReason::IdleTimeout);
-            return;
+        let idle_deadline = self.last_read.plus_ms(self.idle_ms);
+        if now >= idle_deadline {
+            let late = now.saturating_duration_since(idle_deadline);
+            if late > STALL_GRACE && self.bits & pending::DEFERRED == 0 {
+                // We were not running: read what piled up before judging the client.
+                self.bits |= pending::DEFERRED;
+                self.last_read = now
+                    .saturating_add(STALL_GRACE)
+                    .saturating_sub(Duration::from_millis(u64::from(self.idle_ms)));
+            } else {
+                self.shut(CloseReason::IdleTimeout);
+                return;
+            }
         }
         if now >= self.next_ping {
             self.next_ping = now.plus_ms(self.ping_ms);
@@ -300,6 +317,7 @@ impl Server {
         let now = self.advance(now);
         if !self.is_closed() {
             self.last_read = now;
+            self.bits &= !pending::DEFERRED;
         }
         now
     }

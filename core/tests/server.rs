@@ -177,3 +177,46 @@ fn an_older_now_is_treated_as_the_latest() {
     s.handle_timeout(secs(120));
     assert!(s.is_closed());
 }
+
+#[test]
+fn a_stalled_server_reads_its_backlog_before_judging_idleness() {
+    // idle 90 s; the server process is frozen from 50 s to 200 s while the client's pings wait
+    // unread. On waking, the idle deadline (at 140 s) is 60 s overdue: the verdict waits.
+    let mut s = Server::new(&config(), Instant::ZERO).unwrap();
+    s.handle_message(secs(50), Message::Ping { seq: 0 });
+    let _ = transmits(&mut s);
+    s.handle_timeout(secs(200));
+    assert!(!s.is_closed(), "a late deadline is the server's own stall");
+    assert_eq!(
+        transmits(&mut s),
+        [Message::Ping { seq: 0 }],
+        "its own overdue ping still goes out"
+    );
+    assert_eq!(
+        s.poll_timeout(),
+        Some(secs(200).saturating_add(heartbeat_core::server::STALL_GRACE))
+    );
+    s.handle_message(secs(200), Message::Ping { seq: 1 });
+    assert_eq!(transmits(&mut s), [Message::Pong { seq: 1 }]);
+    assert!(!s.is_closed());
+}
+
+#[test]
+fn a_stalled_server_with_nothing_to_read_closes_after_the_grace() {
+    let mut s = Server::new(&config(), Instant::ZERO).unwrap();
+    s.handle_timeout(secs(200));
+    assert!(!s.is_closed());
+    let t = s.poll_timeout().unwrap();
+    s.handle_timeout(t);
+    assert_eq!(
+        events(&mut s),
+        [ServerEvent::Close(CloseReason::IdleTimeout)]
+    );
+}
+
+#[test]
+fn a_deadline_handled_on_time_closes_at_once() {
+    let mut s = Server::new(&config(), Instant::ZERO).unwrap();
+    s.handle_timeout(secs(90).saturating_add(Duration::from_millis(50)));
+    assert!(s.is_closed(), "50 ms of timer lateness is no stall");
+}

@@ -32,11 +32,7 @@ use crate::clock::Clock;
 use crate::observe;
 use crate::PingStyle;
 
-/// A timer that fires this much later than its deadline means this process was not running
-/// (a stall, SIGSTOP, an overloaded runtime). The idle check is then put off by this long once,
-/// so that the reader first takes in whatever the peer sent meanwhile; otherwise a server that
-/// was frozen would close every connection whose data is sitting unread in its own buffers.
-pub const STALL_GRACE: Duration = Duration::from_millis(100);
+pub use heartbeat_core::server::STALL_GRACE;
 
 /// Heartbeat frames waiting for the writer; pongs collapse in the core, so this stays tiny.
 const OUTBOX_CAP: usize = 16;
@@ -370,29 +366,15 @@ async fn reader<S>(
 }
 
 /// When the writer must next wake for the core's timer.
-fn next_wake(shared: &Shared, deferred: Option<tokio::time::Instant>) -> tokio::time::Instant {
-    deferred.unwrap_or_else(|| {
-        let deadline = shared.lock().hb.poll_timeout();
-        shared.clock.to_tokio(deadline.unwrap_or(Instant::MAX))
-    })
+fn next_wake(shared: &Shared) -> tokio::time::Instant {
+    let deadline = shared.lock().hb.poll_timeout();
+    shared.clock.to_tokio(deadline.unwrap_or(Instant::MAX))
 }
 
-/// The core's timer fired (at `wake`). A wake-up much later than asked means this process was
-/// not running: the idle check is put off once by [`STALL_GRACE`] so the reader goes first.
-fn on_timer(
-    shared: &Shared,
-    wake: tokio::time::Instant,
-    deferred: &mut Option<tokio::time::Instant>,
-) {
-    let now_t = tokio::time::Instant::now();
-    let late = now_t.saturating_duration_since(wake);
-    if deferred.take().is_none() && late > STALL_GRACE {
-        debug!(name: "websocket.heartbeat_stall_seen", connection = shared.id,
-            late_ms = u64::try_from(late.as_millis()).unwrap_or(u64::MAX));
-        *deferred = Some(now_t + STALL_GRACE);
-        return;
-    }
-    let now = shared.clock.from_tokio(now_t);
+/// The core's timer fired. A wake-up much later than asked (this process was not running) is
+/// the core's to judge: it puts its idle verdict off by `STALL_GRACE` so the reader goes first.
+fn on_timer(shared: &Shared) {
+    let now = shared.clock.from_tokio(tokio::time::Instant::now());
     let mut inner = shared.lock();
     if inner.reader_waiting {
         inner.hb.handle_read(now);
@@ -407,18 +389,17 @@ async fn send_timed<S>(
     sink: &mut SplitSink<WebSocketStream<S>, WsMessage>,
     frame: WsMessage,
     shared: &Shared,
-    deferred: &mut Option<tokio::time::Instant>,
 ) -> Result<(), CloseCause>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut send = std::pin::pin!(sink.send(frame));
     loop {
-        let wake = next_wake(shared, *deferred);
+        let wake = next_wake(shared);
         tokio::select! {
             r = &mut send => return r.map_err(|e| write_failed(shared, &e)),
             () = tokio::time::sleep_until(wake) => {
-                on_timer(shared, wake, deferred);
+                on_timer(shared);
                 if let Some(reason) = shared.lock().close {
                     // The socket is stuck mid-frame: no close frame can follow; drop it.
                     return Err(CloseCause::Heartbeat(reason));
@@ -459,7 +440,6 @@ async fn writer<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut app_open = true;
-    let mut deferred: Option<tokio::time::Instant> = None;
     let cause = 'outer: loop {
         // Heartbeat frames first, always.
         let (frames, close, done) = {
@@ -468,7 +448,7 @@ async fn writer<S>(
             (frames, inner.close, inner.reader_done)
         };
         for f in frames {
-            if let Err(cause) = send_timed(&mut sink, f, &shared, &mut deferred).await {
+            if let Err(cause) = send_timed(&mut sink, f, &shared).await {
                 break 'outer cause;
             }
         }
@@ -492,18 +472,18 @@ async fn writer<S>(
                 .clone()
                 .unwrap_or(CloseCause::Peer { code: None });
         }
-        let wake = next_wake(&shared, deferred);
+        let wake = next_wake(&shared);
         tokio::select! {
             biased;
             () = shared.wake_writer.notified() => {}
-            () = tokio::time::sleep_until(wake) => on_timer(&shared, wake, &mut deferred),
+            () = tokio::time::sleep_until(wake) => on_timer(&shared),
             m = app.recv(), if app_open => match m {
                 Some(WsMessage::Close(frame)) => {
                     let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(WsMessage::Close(frame))).await;
                     break CloseCause::Application;
                 }
                 Some(m) => {
-                    if let Err(cause) = send_timed(&mut sink, m, &shared, &mut deferred).await {
+                    if let Err(cause) = send_timed(&mut sink, m, &shared).await {
                         break cause;
                     }
                 }
