@@ -156,8 +156,17 @@ impl Server {
     /// this much is exact.
     #[must_use]
     pub fn earliest_instant(&self) -> Instant {
-        // A ping_tat in the past means the same as one at `now`; shift clamps it.
-        self.now.min(self.last_read).min(self.next_ping)
+        // A ping_tat in the past means the same as one at `now`; shift clamps it. The send time
+        // of the ping awaiting its pong (next_ping - ping_interval) gives the RTT.
+        let t = self.now.min(self.last_read).min(self.next_ping);
+        if self.bits & pending::AWAITING != 0 {
+            t.min(
+                self.next_ping
+                    .saturating_sub(Duration::from_millis(u64::from(self.ping_ms))),
+            )
+        } else {
+            t
+        }
     }
 
     /// Moves the server's time origin and its ping numbering, as [`crate::Client::shift`] does
