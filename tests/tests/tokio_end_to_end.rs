@@ -222,6 +222,18 @@ async fn events_until(client: &mut ClientHandle, stop: impl Fn(&Event) -> bool) 
     }
 }
 
+/// Every event until the `n`-th RTT sample (that many pongs came back).
+async fn events_until_rtts(client: &mut ClientHandle, n: usize) -> Vec<Event> {
+    let rtts = std::cell::Cell::new(0);
+    events_until(client, |e| {
+        if matches!(e, Event::Rtt(_)) {
+            rtts.set(rtts.get() + 1);
+        }
+        rtts.get() >= n
+    })
+    .await
+}
+
 async fn healthy(client: &mut ClientHandle) {
     events_until(client, |e| matches!(e, Event::Rtt(_))).await;
     assert_eq!(client.status.borrow().status, Status::Healthy);
@@ -259,14 +271,7 @@ async fn healthy_end_to_end_with_messages_both_ways() {
             assert_eq!(m.into_text().unwrap().as_str(), format!("hello {i}"));
         }
         // Several ping rounds later: still healthy, never reconnected.
-        let rtts = std::cell::Cell::new(0);
-        let seen = events_until(&mut c, |e| {
-            if matches!(e, Event::Rtt(_)) {
-                rtts.set(rtts.get() + 1);
-            }
-            rtts.get() >= 5
-        })
-        .await;
+        let seen = events_until_rtts(&mut c, 5).await;
         assert!(reconnects(&seen).is_empty(), "{seen:?}");
         assert_eq!(c.status.borrow().status, Status::Healthy);
         c.close().await;
@@ -479,14 +484,7 @@ async fn a_frozen_server_does_not_close_a_live_client_as_idle() {
             std::thread::sleep(Duration::from_millis(1500));
         });
         frozen_rx.await.unwrap();
-        let rtts = std::cell::Cell::new(0);
-        let seen = events_until(&mut c, |e| {
-            if matches!(e, Event::Rtt(_)) {
-                rtts.set(rtts.get() + 1);
-            }
-            rtts.get() >= 4
-        })
-        .await;
+        let seen = events_until_rtts(&mut c, 4).await;
         assert!(reconnects(&seen).is_empty(), "{seen:?}");
         assert_eq!(c.status.borrow().status, Status::Healthy);
         c.close().await;
