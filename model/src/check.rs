@@ -15,7 +15,6 @@
 //! most one fault of each kind at any time: the server becomes overloaded, the server dies,
 //! the network is cut.
 
-use std::fmt;
 use std::time::{Duration, Instant as WallInstant};
 
 use heartbeat_core::{
@@ -1006,16 +1005,6 @@ pub fn check_with(
         unit: model.unit,
         properties,
     })
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Mode::Normal => "normal",
-            Mode::Overloaded => "overloaded",
-            Mode::Dead => "dead",
-        })
-    }
 }
 
 /// Serves stateright's Explorer for `config` on `addr` (blocks).
