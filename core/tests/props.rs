@@ -229,6 +229,14 @@ fn feed(c: &mut Client, inp: &Input, at: Instant) -> (Vec<Message>, Vec<Event>) 
     )
 }
 
+/// The time an input happens: `now`, or for `AtDeadline` the machine's deadline if later.
+fn when_due(inp: &Input, deadline: Option<Instant>, now: Instant) -> Instant {
+    match inp {
+        Input::AtDeadline => deadline.unwrap_or(now).max(now),
+        _ => now,
+    }
+}
+
 fn forward() -> impl Strategy<Value = u64> {
     0..40_000_000u64
 }
@@ -251,7 +259,7 @@ proptest! {
         while a.poll_event().is_some() {}
         for (inp, dt) in &prefix {
             now = now.saturating_add(Duration::from_micros(*dt));
-            let at = if matches!(inp, Input::AtDeadline) { a.poll_timeout().unwrap_or(now).max(now) } else { now };
+            let at = when_due(inp, a.poll_timeout(), now);
             now = at;
             feed(&mut a, inp, at);
         }
@@ -260,7 +268,7 @@ proptest! {
         b.shift(d, seqs);
         for (inp, dt) in &suffix {
             now = now.saturating_add(Duration::from_micros(*dt));
-            let at = if matches!(inp, Input::AtDeadline) { a.poll_timeout().unwrap_or(now).max(now) } else { now };
+            let at = when_due(inp, a.poll_timeout(), now);
             now = at;
             // Pongs echo the client's numbering, so they shift; server pings do not.
             let inp_b = match inp {
@@ -311,7 +319,7 @@ proptest! {
         let mut a = Server::new(&config, now).unwrap();
         for (inp, dt) in &prefix {
             now = now.saturating_add(Duration::from_micros(*dt));
-            let at = if matches!(inp, Input::AtDeadline) { a.poll_timeout().unwrap_or(now).max(now) } else { now };
+            let at = when_due(inp, a.poll_timeout(), now);
             now = at;
             feed_server(&mut a, inp, at);
         }
@@ -320,7 +328,7 @@ proptest! {
         b.shift(d, seqs);
         for (inp, dt) in &suffix {
             now = now.saturating_add(Duration::from_micros(*dt));
-            let at = if matches!(inp, Input::AtDeadline) { a.poll_timeout().unwrap_or(now).max(now) } else { now };
+            let at = when_due(inp, a.poll_timeout(), now);
             now = at;
             // Pongs echo the server's numbering, so they shift; client pings do not.
             let (inp_a, inp_b) = match inp {
