@@ -251,7 +251,9 @@ fn strip_position(message: &str) -> String {
 /// # Errors
 /// [`LoadError::UnknownOverride`] for a variable of one of our sections that names no setting,
 /// [`LoadError::BadOverride`] for a value that does not fit.
-pub fn apply_overrides<I, K, V>(config: &mut Config, vars: I) -> Result<(), LoadError>
+///
+/// Returns how many overrides were applied.
+pub fn apply_overrides<I, K, V>(config: &mut Config, vars: I) -> Result<usize, LoadError>
 where
     I: IntoIterator<Item = (K, V)>,
     K: AsRef<str>,
@@ -269,6 +271,7 @@ where
         .collect();
     // The environment's order is arbitrary; apply in a fixed one so errors are reproducible.
     vars.sort();
+    let mut applied = 0;
     for (var, value) in vars {
         let path = var[ENV_PREFIX.len()..].to_ascii_lowercase();
         // Only HEARTBEAT_<CLIENT|SERVER|NETWORK>__<FIELD> is ours: other tools may use the
@@ -297,8 +300,43 @@ where
             value: value.clone(),
             message: e.to_string(),
         })?;
+        applied += 1;
     }
-    Ok(())
+    Ok(applied)
+}
+
+/// The one way every tool builds its configuration: the text of a configuration file (named by
+/// its path, which tells the format) or, without one, the defaults; then the environment's
+/// overrides. The caller reads the file and the environment.
+///
+/// Returns the configuration and how many overrides were applied. It is not validated.
+///
+/// # Errors
+/// A parse error (with line and column) or a bad override; tell them apart with
+/// [`LoadError::is_override`].
+pub fn resolve<I, K, V>(file: Option<(&str, &str)>, env: I) -> Result<(Config, usize), LoadError>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    let mut config = match file {
+        Some((path, text)) => parse_named(path, text)?,
+        None => Config::default(),
+    };
+    let applied = apply_overrides(&mut config, env)?;
+    Ok((config, applied))
+}
+
+impl LoadError {
+    /// True when an environment override, not the file, is at fault.
+    #[must_use]
+    pub fn is_override(&self) -> bool {
+        matches!(
+            self,
+            LoadError::UnknownOverride { .. } | LoadError::BadOverride { .. }
+        )
+    }
 }
 
 /// Reads nothing itself: parses `text` whose format is told by `path`'s extension.
@@ -365,7 +403,7 @@ mod tests {
             ("HEARTBEAT_SERVER__MAX_PING_STRIKES", "5"),
             ("PATH", "/usr/bin"),
         ];
-        apply_overrides(&mut c, vars).unwrap();
+        assert_eq!(apply_overrides(&mut c, vars).unwrap(), 2);
         assert_eq!(c.client.ping_interval, Duration::from_secs(12));
         assert_eq!(c.server.max_ping_strikes, 5);
         let err = apply_overrides(&mut c, [("HEARTBEAT_CLIENT__PING", "1s")]).unwrap_err();
@@ -381,5 +419,22 @@ mod tests {
         let err =
             apply_overrides(&mut c, [("HEARTBEAT_CLIENT__PING_INTERVAL", "soon")]).unwrap_err();
         assert!(matches!(err, LoadError::BadOverride { .. }), "{err}");
+    }
+
+    #[test]
+    fn resolve_reads_the_file_then_the_environment() {
+        let file = Some(("app.toml", "[client]\nping_interval = \"20s\"\n"));
+        let (c, n) = resolve(file, [("HEARTBEAT_CLIENT__PING_INTERVAL", "12s")]).unwrap();
+        assert_eq!(
+            (c.client.ping_interval, n),
+            (Duration::from_secs(12), 1),
+            "the environment wins"
+        );
+        let (c, n) = resolve(None, std::iter::empty::<(&str, &str)>()).unwrap();
+        assert_eq!((c, n), (Config::default(), 0));
+        let err = resolve(Some(("app.ini", "")), std::iter::empty::<(&str, &str)>()).unwrap_err();
+        assert!(!err.is_override(), "{err}");
+        let err = resolve(None, [("HEARTBEAT_SERVER__IDLE", "1s")]).unwrap_err();
+        assert!(err.is_override(), "{err}");
     }
 }

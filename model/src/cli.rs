@@ -128,30 +128,27 @@ where
     K: AsRef<str>,
     V: AsRef<str>,
 {
-    let (mut config, source) = match path {
-        Some(p) => {
-            let shown = p.display().to_string();
-            let text = std::fs::read_to_string(p).map_err(|source| InputError::Read {
-                path: shown.clone(),
+    let text = match path {
+        Some(p) => Some(
+            std::fs::read_to_string(p).map_err(|source| InputError::Read {
+                path: p.display().to_string(),
                 source,
-            })?;
-            let config = load::parse_named(&shown, &text).map_err(|source| InputError::Load {
-                path: shown.clone(),
-                source,
-            })?;
-            (config, shown)
-        }
-        None => (
-            Config::default(),
-            "the embedded default configuration".to_owned(),
+            })?,
         ),
+        None => None,
     };
-    let before = config;
-    load::apply_overrides(&mut config, env).map_err(|source| InputError::Load {
-        path: "environment".into(),
+    let shown = path.map(|p| p.display().to_string());
+    let file = shown.as_deref().zip(text.as_deref());
+    let (config, overrides) = load::resolve(file, env).map_err(|source| InputError::Load {
+        path: if source.is_override() {
+            "environment".into()
+        } else {
+            shown.clone().unwrap_or_default()
+        },
         source,
     })?;
-    let source = if before == config {
+    let source = shown.unwrap_or_else(|| "the embedded default configuration".to_owned());
+    let source = if overrides == 0 {
         source
     } else {
         format!("{source}, with HEARTBEAT_* overrides")

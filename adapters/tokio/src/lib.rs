@@ -124,17 +124,19 @@ impl Drop for IoThread {
 /// # Errors
 /// A readable message: the file, the parse error with its line, or every broken rule.
 pub fn load_config(path: Option<&std::path::Path>) -> Result<heartbeat_core::Config, String> {
-    use heartbeat_core::load;
-    let mut config = match path {
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            load::parse_named(&path.to_string_lossy(), &text)
-                .map_err(|e| format!("{}: {e}", path.display()))?
-        }
-        None => heartbeat_core::Config::default(),
+    let text = match path {
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?),
+        None => None,
     };
-    load::apply_overrides(&mut config, std::env::vars()).map_err(|e| e.to_string())?;
+    let shown = path.map(|p| p.display().to_string());
+    let file = shown.as_deref().zip(text.as_deref());
+    let (config, _) =
+        heartbeat_core::load::resolve(file, std::env::vars()).map_err(|e| {
+            match (&shown, e.is_override()) {
+                (Some(path), false) => format!("{path}: {e}"),
+                _ => e.to_string(),
+            }
+        })?;
     config.validate().into_result().map_err(|e| e.to_string())?;
     Ok(config)
 }
