@@ -18,10 +18,12 @@
 use std::time::{Duration, Instant as WallInstant};
 
 use heartbeat_core::{
-    Client, CloseReason, Config, Event, Guarantees, Instant, Message, ReconnectReason, Server,
-    ServerEvent,
+    Client, CloseReason, Config, Event, Guarantees, Instant, Message, NetworkAssumptions,
+    ReconnectReason, Server, ServerEvent,
 };
-use stateright::{Checker, HasDiscoveries, Model, Path, Property};
+use stateright::{Model, Property};
+
+use crate::explore::{self, Limit, Limits, SearchOptions, Stop, Timed};
 
 use crate::trace::{Trace, What, Who};
 
@@ -39,12 +41,17 @@ pub mod names {
     pub const BOUNDED_DETECTION: &str = "bounded-detection";
     /// A Slow period ends (recovered or reconnect) within the bound.
     pub const SLOW_IS_TRANSIENT: &str = "slow-is-transient";
-    /// Non-vacuity: a Slow period that recovers is reachable.
+    /// Non-vacuity: a Slow warning is reachable (properties 1 and 6 are about Slow periods).
+    pub const SLOW_REACHED: &str = "sometimes-slow";
+    /// Coverage: a Slow period that recovers is reachable.
     pub const SLOW_THEN_RECOVERED: &str = "sometimes-slow-then-recovered";
     /// Non-vacuity: a reconnect after the server died is reachable.
     pub const RECONNECT_WHEN_DEAD: &str = "sometimes-reconnect-when-dead";
     /// Tightness witness: a dead server detected exactly at the detection bound.
     pub const DETECTION_BOUND_REACHED: &str = "sometimes-detection-at-bound";
+    /// From every reachable state, time can advance (no time-lock): decided by the search
+    /// itself, after a complete run.
+    pub const TIME_ADVANCES: &str = "time-advances";
     /// Properties 1-4, the ones `Config::validate` decides.
     pub const SAFETY: [&str; 4] = [
         WARN_BEFORE_RECONNECT,
@@ -205,6 +212,11 @@ pub struct HeartbeatModel {
     /// Explore combinations of faults (an overload followed by a death or a cut), not just one
     /// fault per run.
     pub combined_faults: bool,
+    /// Extreme choices only: every message is delivered at once or at the last moment its
+    /// window allows, every client timer fires on time or as late as allowed. A subset of the
+    /// behaviours (so its counterexamples and witnesses are real) that stays small at any time
+    /// unit, because time jumps from one such moment to the next.
+    pub corners: bool,
 }
 
 /// Greatest common divisor.
@@ -216,35 +228,71 @@ fn gcd(a: u64, b: u64) -> u64 {
     }
 }
 
+/// The greatest common divisor of durations given in microseconds (at least 1).
+fn gcd_of(values: impl IntoIterator<Item = u64>) -> u64 {
+    values.into_iter().fold(0, gcd).max(1)
+}
+
 fn us(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
+/// The configured timers the model runs, in microseconds: the behaviour under check. (The
+/// stall threshold is one: a deadline handled more than it late is judged a local stall.)
+fn timer_durations(config: &Config) -> [u64; 7] {
+    let (c, s) = (&config.client, &config.server);
+    [
+        c.ping_interval,
+        c.pong_timeout,
+        c.connect_timeout,
+        c.stall_threshold,
+        s.ping_interval,
+        s.idle_timeout,
+        s.min_client_ping_interval,
+    ]
+    .map(us)
+}
+
+/// The network assumptions, in microseconds: upper bounds of the model's nondeterminism.
+fn assumption_durations(n: &NetworkAssumptions) -> [u64; 3] {
+    [n.max_latency, n.max_server_delay, n.max_timer_lateness].map(us)
+}
+
 impl HeartbeatModel {
-    /// The model of `config` (which should pass its per-side rules; see [`check`]).
+    /// The exact model of `config` (which should pass its per-side rules; see [`check`]): time
+    /// in units of the greatest common divisor of every duration, the configured assumptions,
+    /// the configured bounds.
     #[must_use]
     pub fn new(config: Config) -> HeartbeatModel {
-        let (c, s, n) = (&config.client, &config.server, &config.network);
-        let unit = [
-            c.ping_interval,
-            c.pong_timeout,
-            c.connect_timeout,
-            s.ping_interval,
-            s.idle_timeout,
-            s.min_client_ping_interval,
-            n.max_latency,
-            n.max_server_delay,
-            n.max_timer_lateness,
-        ]
-        .into_iter()
-        .map(us)
-        .fold(0, gcd)
-        .max(1);
+        let unit = Duration::from_micros(gcd_of(
+            timer_durations(&config)
+                .into_iter()
+                .chain(assumption_durations(&config.network)),
+        ));
         HeartbeatModel {
             config,
-            unit: Duration::from_micros(unit),
+            unit,
             guarantees: config.guarantees(),
             combined_faults: false,
+            corners: false,
+        }
+    }
+
+    /// The model of `config` on a coarser time grid: the network assumptions replaced by
+    /// `network` (each a multiple of `unit`, which divides every timer), checking `guarantees`.
+    #[must_use]
+    pub fn on_grid(
+        config: Config,
+        network: NetworkAssumptions,
+        unit: Duration,
+        guarantees: Guarantees,
+    ) -> HeartbeatModel {
+        HeartbeatModel {
+            config: Config { network, ..config },
+            unit,
+            guarantees,
+            combined_faults: false,
+            corners: false,
         }
     }
 
@@ -560,10 +608,22 @@ impl HeartbeatModel {
     /// happen in between that a fault at the start of the quiet stretch would not also cover.
     fn next_tick(&self, st: &State) -> Instant {
         let step = st.now.saturating_add(self.unit);
-        let deadlines = [
-            st.client.poll_timeout(),
-            st.server.as_ref().and_then(Server::poll_timeout),
-        ];
+        let client = st.client.poll_timeout();
+        let deadlines = [client, st.server.as_ref().and_then(Server::poll_timeout)];
+        if self.corners {
+            // Only the extreme moments: each flight's last one, each deadline, and the client's
+            // deadline plus its lateness.
+            let late = client.map(|d| d.saturating_add(self.config.network.max_timer_lateness));
+            return st
+                .flights
+                .iter()
+                .filter_map(|f| f.latest)
+                .chain(deadlines.into_iter().flatten())
+                .chain(late)
+                .filter(|&t| t > st.now)
+                .min()
+                .unwrap_or(step);
+        }
         // A due timer may still fire late: every unit of its lateness is a choice.
         if !st.flights.is_empty() || deadlines.iter().flatten().any(|&d| d <= st.now) {
             return step;
@@ -731,11 +791,15 @@ impl Model for HeartbeatModel {
         }
         let now = st.now;
         for (i, f) in st.flights.iter().enumerate() {
-            if now >= f.sent {
+            let extreme = now == f.sent || f.latest == Some(now);
+            if now >= f.sent && (extreme || !self.corners) {
                 actions.push(Action::Deliver(i));
             }
         }
-        if st.client.poll_timeout().is_some_and(|d| now >= d) {
+        let late = self.config.network.max_timer_lateness;
+        if st.client.poll_timeout().is_some_and(|d| {
+            now >= d && (!self.corners || now == d || now == d.saturating_add(late))
+        }) {
             actions.push(Action::ClientTimer);
         }
         if st
@@ -795,6 +859,7 @@ impl Model for HeartbeatModel {
                 s.slow_since
                     .is_none_or(|t| s.now.saturating_duration_since(t) <= m.guarantees.slow_bound)
             }),
+            Property::sometimes(SLOW_REACHED, |_, s: &State| s.slow_since.is_some()),
             Property::sometimes(SLOW_THEN_RECOVERED, |_, s: &State| s.just_recovered),
             Property::sometimes(RECONNECT_WHEN_DEAD, |_, s: &State| {
                 s.outcome.is_some_and(|o| {
@@ -810,57 +875,212 @@ impl Model for HeartbeatModel {
     }
 }
 
+impl Timed for HeartbeatModel {
+    fn lets_time_pass(&self, action: &Action) -> bool {
+        matches!(action, Action::Tick)
+    }
+
+    /// The model stops at the client's reconnect request: the next connection starts from an
+    /// equivalent state.
+    fn is_ending(&self, state: &State) -> bool {
+        state.outcome.is_some()
+    }
+
+    fn heap_bytes(&self, state: &State) -> usize {
+        state.flights.capacity() * size_of::<Flight>()
+    }
+}
+
+/// What a property is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Must hold in every reachable state.
+    Always,
+    /// Non-vacuity: must be reachable for the proof to count.
+    Witness,
+    /// Coverage: reported, not required (shows a path, or a bound, is reached exactly).
+    Coverage,
+}
+
+/// What a check found about one property.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// `Always`: no reachable state breaks it (the run was complete).
+    Holds,
+    /// `Always`: a reachable state breaks it; the trace is a shortest counterexample.
+    Fails,
+    /// Witness or coverage: reachable; the trace is a shortest witness.
+    Reached,
+    /// Witness or coverage: no reachable state satisfies it (the run was complete).
+    Unreachable,
+    /// Not decided: the run stopped at another property's failure first.
+    NotChecked,
+    /// Not decided: the run stopped at a limit; no state covered broke it (`Always`) or
+    /// satisfied it (the others).
+    Undecided,
+}
+
+impl Status {
+    /// The word the CLI prints, in text and JSON.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Holds => "holds",
+            Status::Fails => "fails",
+            Status::Reached => "reached",
+            Status::Unreachable => "unreachable",
+            Status::NotChecked => "not checked",
+            Status::Undecided => "undecided",
+        }
+    }
+}
+
 /// The verdict on one property.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PropertyResult {
     /// Its name (see [`names`]).
     pub name: &'static str,
-    /// `always` properties: true when no reachable state breaks it. `sometimes`: true when a
-    /// state satisfying it was found.
-    pub holds: bool,
-    /// True for `sometimes` properties.
-    pub sometimes: bool,
-    /// The shortest counterexample (or, for `sometimes`, the shortest witness) as a trace.
+    /// What it is for.
+    pub kind: Kind,
+    /// What the check found.
+    pub status: Status,
+    /// The shortest counterexample (or witness) as a trace.
     pub trace: Option<Trace>,
+    /// The number of actions in that path (its length, which the search minimises).
+    pub path_len: Option<usize>,
+}
+
+/// The verdict on a configuration's model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Complete: every `always` property holds, time always advances, and every non-vacuity
+    /// witness is reached.
+    Proven,
+    /// A property fails (or a state is time-locked); the report has a shortest counterexample.
+    Failed,
+    /// Complete and nothing fails, but a non-vacuity witness is unreachable: the properties
+    /// are not exercised where they matter, so this is no proof.
+    Vacuous,
+    /// A limit ended the search before a verdict: what was covered is in the report.
+    Inconclusive(Limit),
+}
+
+impl Verdict {
+    /// The word the CLI prints.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Proven => "proven",
+            Verdict::Failed => "FAILED",
+            Verdict::Vacuous => "VACUOUS",
+            Verdict::Inconclusive(_) => "INCONCLUSIVE",
+        }
+    }
+}
+
+/// Which model a search ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Approximation {
+    /// The configured assumptions, time in units of the greatest common divisor of everything.
+    Exact,
+    /// Assumptions rounded up to the grid: more behaviours. Proves `always` properties (with
+    /// the bounds of the rounded assumptions).
+    Over,
+    /// The configured assumptions, extreme choices only ([`HeartbeatModel::corners`]): fewer
+    /// behaviours. Its counterexamples (against the configured bounds) and witnesses are real.
+    Corners,
+}
+
+/// One search of a check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// Which model.
+    pub approximation: Approximation,
+    /// Its time unit.
+    pub unit: Duration,
+    /// The network assumptions it ran with.
+    pub network: NetworkAssumptions,
+    /// Unique states.
+    pub states: usize,
+    /// Deepest state (actions from the start).
+    pub depth: usize,
+    /// How it ended.
+    pub stop: Stop,
+    /// Bytes held at most.
+    pub peak_bytes: usize,
+    /// Wall time.
+    pub elapsed: Duration,
 }
 
 /// The outcome of checking one configuration.
 #[derive(Clone, Debug)]
 pub struct Report {
-    /// Unique states explored.
-    pub states: usize,
-    /// The checker visited every reachable state (or stopped at the first failure).
-    pub complete: bool,
-    /// Wall time of the check.
-    pub elapsed: Duration,
-    /// The time unit used.
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The searches, in order; the last decided.
+    pub runs: Vec<Run>,
+    /// The time unit of the deciding search.
     pub unit: Duration,
-    /// Every property's verdict, in [`HeartbeatModel::properties`] order.
+    /// The assumptions the `always` verdicts cover: the configured ones, or the rounded-up ones
+    /// of an over-approximation (which include every behaviour of the configured ones).
+    pub network: NetworkAssumptions,
+    /// True when `network` was rounded up from the configuration's.
+    pub rounded: bool,
+    /// The bounds checked by properties 1, 5 and 6 (from `network`: weaker when rounded).
+    pub guarantees: Guarantees,
+    /// States where time passes and nothing changes (no timer, nothing in flight), when known.
+    pub idle_states: usize,
+    /// Every property's verdict: [`HeartbeatModel::properties`] order, then `time-advances`.
     pub properties: Vec<PropertyResult>,
 }
 
 impl Report {
-    /// True when every `always` property holds.
+    /// True when the verdict is [`Verdict::Proven`].
     #[must_use]
     pub fn proven(&self) -> bool {
-        self.complete && self.properties.iter().all(|p| p.sometimes || p.holds)
+        self.verdict == Verdict::Proven
     }
 
-    /// True when properties 1-4 (the ones `Config::validate` decides) hold.
+    /// Unique states over all searches.
     #[must_use]
-    pub fn safety_proven(&self) -> bool {
-        self.complete
-            && self
-                .properties
+    pub fn states(&self) -> usize {
+        self.runs.iter().map(|r| r.states).sum()
+    }
+
+    /// Wall time over all searches.
+    #[must_use]
+    pub fn elapsed(&self) -> Duration {
+        self.runs.iter().map(|r| r.elapsed).sum()
+    }
+
+    /// The most bytes any search held.
+    #[must_use]
+    pub fn peak_bytes(&self) -> usize {
+        self.runs.iter().map(|r| r.peak_bytes).max().unwrap_or(0)
+    }
+
+    /// Properties 1-4 (the ones `Config::validate` decides): `Some(true)` when all four hold,
+    /// `Some(false)` when one fails, `None` when the check did not decide them.
+    #[must_use]
+    pub fn safety(&self) -> Option<bool> {
+        let safety = || {
+            self.properties
                 .iter()
                 .filter(|p| names::SAFETY.contains(&p.name))
-                .all(|p| p.holds)
+        };
+        if safety().any(|p| p.status == Status::Fails) {
+            Some(false)
+        } else if safety().all(|p| p.status == Status::Holds) {
+            Some(true)
+        } else {
+            None
+        }
     }
 
     /// The first failing `always` property.
     #[must_use]
     pub fn first_failure(&self) -> Option<&PropertyResult> {
-        self.properties.iter().find(|p| !p.sometimes && !p.holds)
+        self.properties.iter().find(|p| p.status == Status::Fails)
     }
 
     /// A property's verdict by name.
@@ -877,26 +1097,22 @@ pub enum CheckError {
     /// A side's own rules fail (the state machines refuse such a configuration).
     #[error(transparent)]
     Invalid(#[from] heartbeat_core::ConfigErrors),
-    /// The state space would not fit the budget.
-    #[error("the model has more than {limit} states at a time unit of {unit:?}; choose durations with a larger common divisor")]
-    TooLarge {
-        /// The state budget.
-        limit: usize,
-        /// The unit.
-        unit: Duration,
-    },
 }
 
 /// Options of a check.
 #[derive(Clone, Copy, Debug)]
 pub struct CheckOptions {
-    /// Stop at the first failing `always` property (breadth-first, so its counterexample is a
-    /// shortest one).
+    /// Stop at the first failing `always` property (its counterexample is a shortest one; the
+    /// properties not yet decided are reported as not checked).
     pub stop_at_first_failure: bool,
-    /// Refuse configurations whose state space exceeds this many states (the check then reports
-    /// an error, never a success).
-    pub max_states: usize,
-    /// Called about once a second with the states explored so far.
+    /// The limits of the whole check; reaching one gives [`Verdict::Inconclusive`].
+    pub limits: Limits,
+    /// Check in units of the greatest common divisor of every duration only, never on a
+    /// coarser grid.
+    pub exact: bool,
+    /// Explore combinations of faults (see [`HeartbeatModel::combined_faults`]).
+    pub combined_faults: bool,
+    /// Called about once a second with the states explored so far in the current search.
     pub progress: Option<fn(usize, Duration)>,
 }
 
@@ -904,107 +1120,292 @@ impl Default for CheckOptions {
     fn default() -> Self {
         CheckOptions {
             stop_at_first_failure: true,
-            max_states: 20_000_000,
+            limits: Limits::default(),
+            exact: false,
+            combined_faults: false,
             progress: None,
         }
     }
 }
 
-/// Model-checks `config`: breadth-first on one thread, so counterexamples are shortest and
-/// identical from run to run.
-///
-/// # Errors
-/// [`CheckError::Invalid`] when a side's own rules fail; [`CheckError::TooLarge`] when the state
-/// space exceeds the budget (never a partial success).
-pub fn check(config: &Config, options: CheckOptions) -> Result<Report, CheckError> {
-    check_with(config, options, false)
+/// The witnesses a proof needs: without them properties 1, 5 and 6 could hold because nothing
+/// they speak of ever happens. (`sometimes-slow-then-recovered` is reported, not required: in a
+/// model whose faults never heal, a configuration under which a live server never makes the
+/// client slow cannot recover from Slow, and that is a virtue of the configuration.)
+const REQUIRED_WITNESSES: [&str; 2] = [names::SLOW_REACHED, names::RECONNECT_WHEN_DEAD];
+
+fn kind_of(p: &Property<HeartbeatModel>) -> Kind {
+    if p.expectation == stateright::Expectation::Always {
+        Kind::Always
+    } else if REQUIRED_WITNESSES.contains(&p.name) {
+        Kind::Witness
+    } else {
+        Kind::Coverage
+    }
 }
 
-/// [`check`], optionally also exploring combined faults (see [`HeartbeatModel::combined_faults`]).
-///
-/// # Errors
-/// As [`check`].
-pub fn check_with(
-    config: &Config,
-    options: CheckOptions,
-    combined_faults: bool,
-) -> Result<Report, CheckError> {
-    config.client.validate().into_result()?;
-    config.server.validate().into_result()?;
-    let mut model = HeartbeatModel::new(*config);
-    model.combined_faults = combined_faults;
-    let started = WallInstant::now();
-    let mut builder = model
-        .clone()
-        .checker()
-        .threads(1)
-        .target_state_count(options.max_states.saturating_add(1));
-    if options.stop_at_first_failure {
-        builder = builder.finish_when(HasDiscoveries::AnyFailures);
-    }
-    let checker = builder.spawn_bfs();
-    let checker = match options.progress {
-        Some(report) => {
-            let mut last = WallInstant::now();
-            while !checker.is_done() {
-                std::thread::sleep(Duration::from_millis(50));
-                if last.elapsed() >= Duration::from_secs(1) {
-                    report(checker.unique_state_count(), started.elapsed());
-                    last = WallInstant::now();
-                }
-            }
-            checker.join()
+/// A search and the model it searched.
+struct Searched {
+    model: HeartbeatModel,
+    approximation: Approximation,
+    found: explore::Found<Action>,
+}
+
+impl Searched {
+    fn run(&self) -> Run {
+        Run {
+            approximation: self.approximation,
+            unit: self.model.unit,
+            network: self.model.config.network,
+            states: self.found.states,
+            depth: self.found.depth,
+            stop: self.found.stop,
+            peak_bytes: self.found.peak_bytes,
+            elapsed: self.found.elapsed,
         }
-        None => checker.join(),
-    };
-    let states = checker.unique_state_count();
-    let failed = checker.discoveries().iter().any(|(name, _)| {
-        model
-            .properties()
-            .iter()
-            .any(|p| p.name == *name && p.expectation == stateright::Expectation::Always)
-    });
-    if states > options.max_states && !failed {
-        return Err(CheckError::TooLarge {
-            limit: options.max_states,
-            unit: model.unit,
-        });
     }
-    let discoveries = checker.discoveries();
-    let properties = model
+
+    /// Per property (and `time-advances` last): the path found, if any.
+    fn paths(&self) -> Vec<Option<&Vec<Action>>> {
+        let mut paths: Vec<_> = self.found.discoveries.iter().map(Option::as_ref).collect();
+        paths.push(self.found.time_lock.as_ref().and_then(Option::as_ref));
+        paths
+    }
+
+    fn any_failure(&self) -> bool {
+        let kinds = property_kinds(&self.model);
+        self.paths()
+            .iter()
+            .zip(&kinds)
+            .any(|(p, (_, k))| p.is_some() && *k == Kind::Always)
+    }
+
+    /// Every required witness was reached.
+    fn witnessed(&self) -> bool {
+        property_kinds(&self.model)
+            .iter()
+            .zip(self.paths())
+            .all(|((_, k), p)| *k != Kind::Witness || p.is_some())
+    }
+
+    fn result(&self, index: usize, name: &'static str, kind: Kind) -> PropertyResult {
+        let path = self.paths()[index];
+        let status = match (kind, path.is_some(), self.found.stop) {
+            (Kind::Always, true, _) => Status::Fails,
+            (_, true, _) => Status::Reached,
+            (Kind::Always, false, Stop::Complete) => Status::Holds,
+            (_, false, Stop::Complete) => Status::Unreachable,
+            (_, false, Stop::Failure) => Status::NotChecked,
+            (_, false, Stop::Limit(_)) => Status::Undecided,
+        };
+        let trace = path.map(|actions| {
+            let what = if kind == Kind::Always {
+                "counterexample"
+            } else {
+                "witness"
+            };
+            self.model.trace_of(actions, &format!("{what}: {name}"))
+        });
+        PropertyResult {
+            name,
+            kind,
+            status,
+            trace,
+            path_len: path.map(Vec::len),
+        }
+    }
+}
+
+/// Every property's name and kind, `time-advances` last.
+fn property_kinds(model: &HeartbeatModel) -> Vec<(&'static str, Kind)> {
+    let mut kinds: Vec<_> = model
         .properties()
         .iter()
-        .map(|p| {
-            let sometimes = p.expectation == stateright::Expectation::Sometimes;
-            let found = discoveries.get(p.name);
-            let trace = found.map(|path: &Path<State, Action>| {
-                let actions: Vec<Action> = path.clone().into_actions();
-                let title = if sometimes {
-                    format!("witness: {}", p.name)
-                } else {
-                    format!("counterexample: {}", p.name)
-                };
-                model.trace_of(&actions, &title)
-            });
-            PropertyResult {
-                name: p.name,
-                holds: if sometimes {
-                    found.is_some()
-                } else {
-                    found.is_none()
-                },
-                sometimes,
-                trace,
+        .map(|p| (p.name, kind_of(p)))
+        .collect();
+    kinds.push((names::TIME_ADVANCES, Kind::Always));
+    kinds
+}
+
+/// The grids to try, coarsest first, each with the assumptions rounded up onto it; empty when
+/// the exact unit is the only grid. A grid divides every timer. A grid is skipped when
+/// `validate()` says rounding up would break a rule the configuration keeps (the rules are exact
+/// for properties 1-4, so that search would fail and be wasted); the choice only saves time,
+/// soundness never rests on it. An invalid configuration gets no grid: an over-approximation
+/// cannot prove what the rules say is false.
+fn grids(config: &Config) -> Vec<(Duration, NetworkAssumptions)> {
+    let exact = gcd_of(
+        timer_durations(config)
+            .into_iter()
+            .chain(assumption_durations(&config.network)),
+    );
+    let timers = gcd_of(timer_durations(config));
+    if !config.validate().is_ok() {
+        return Vec::new();
+    }
+    let up = |d: Duration, grid: u64| {
+        Duration::from_micros(us(d).div_ceil(grid).saturating_mul(grid))
+    };
+    let mut out = Vec::new();
+    // Grids of timers / k for k = 1, 2, 5, 10, 20, 50, ...: at most three tries.
+    let mut k = 1u64;
+    while out.len() < 3 {
+        let grid = timers / k;
+        if grid <= exact {
+            break;
+        }
+        if timers % k == 0 && grid % exact == 0 {
+            let n = &config.network;
+            let network = NetworkAssumptions {
+                max_latency: up(n.max_latency, grid),
+                max_server_delay: up(n.max_server_delay, grid),
+                max_timer_lateness: up(n.max_timer_lateness, grid),
+            };
+            if (Config { network, ..*config }).validate().is_ok() {
+                out.push((Duration::from_micros(grid), network));
             }
+        }
+        k = if k.to_string().starts_with('2') {
+            k / 2 * 5
+        } else {
+            k * 2
+        };
+    }
+    out
+}
+
+/// Model-checks `config`: searches breadth-first, level by level, so counterexamples are
+/// shortest and identical from run to run.
+///
+/// When the network assumptions are finer than the timers (a 7 ms latency against 30 s pings),
+/// the exact model is large, so the check first runs two small ones: the configured assumptions
+/// with extreme choices only ([`HeartbeatModel::corners`], a subset of the behaviours: its
+/// counterexamples and witnesses are real), then the assumptions rounded up onto a grid that
+/// divides every timer (a superset of the behaviours: what holds there holds here, with the
+/// rounded, weaker bounds). Only when those leave the verdict open does it try a finer grid, and
+/// at last the exact unit. docs/invariants.md argues each step.
+///
+/// # Errors
+/// [`CheckError::Invalid`] when a side's own rules fail.
+pub fn check(config: &Config, options: CheckOptions) -> Result<Report, CheckError> {
+    config.client.validate().into_result()?;
+    config.server.validate().into_result()?;
+    let started = WallInstant::now();
+    // Each search gets what is left of the time limit; a report names the limit as given.
+    let inconclusive = |limit: Limit, runs, last: &Searched| {
+        let limit = match limit {
+            Limit::Time(_) => Limit::Time(options.limits.max_time.unwrap_or_default()),
+            other => other,
+        };
+        decided(Verdict::Inconclusive(limit), runs, last, None, config)
+    };
+    let search = |model: HeartbeatModel, approximation| {
+        let mut model = model;
+        model.combined_faults = options.combined_faults;
+        model.corners = approximation == Approximation::Corners;
+        let mut limits = options.limits;
+        limits.max_time = limits
+            .max_time
+            .map(|t| t.saturating_sub(started.elapsed()));
+        let found = explore::search(
+            &model,
+            SearchOptions {
+                stop_at_first_failure: options.stop_at_first_failure,
+                limits,
+                progress: options.progress,
+            },
+        );
+        Searched {
+            model,
+            approximation,
+            found,
+        }
+    };
+    let mut runs = Vec::new();
+    let exact_unit = HeartbeatModel::new(*config).unit;
+    let coarser = !options.exact && gcd_of(timer_durations(config)) > us(exact_unit);
+    if coarser {
+        let corners = search(HeartbeatModel::new(*config), Approximation::Corners);
+        runs.push(corners.run());
+        if let Stop::Limit(limit) = corners.found.stop {
+            return Ok(inconclusive(limit, runs, &corners));
+        }
+        if corners.any_failure() {
+            // Real: every behaviour with extreme choices is a behaviour of the configuration.
+            return Ok(decided(Verdict::Failed, runs, &corners, None, config));
+        }
+        let witnessed = corners.witnessed();
+        for (unit, network) in grids(config) {
+            let rounded = Config {
+                network,
+                ..*config
+            };
+            let over = search(
+                HeartbeatModel::on_grid(*config, network, unit, rounded.guarantees()),
+                Approximation::Over,
+            );
+            runs.push(over.run());
+            if let Stop::Limit(limit) = over.found.stop {
+                return Ok(inconclusive(limit, runs, &over));
+            }
+            if !witnessed {
+                // A finer grid would not find the witnesses the corners lack: go exact.
+                break;
+            }
+            if !over.any_failure() {
+                return Ok(decided(Verdict::Proven, runs, &over, Some(&corners), config));
+            }
+            // The rounding added a failure the corners do not have: refine.
+        }
+    }
+    let exact = search(HeartbeatModel::new(*config), Approximation::Exact);
+    runs.push(exact.run());
+    let verdict = match exact.found.stop {
+        Stop::Limit(limit) => return Ok(inconclusive(limit, runs, &exact)),
+        _ if exact.any_failure() => Verdict::Failed,
+        Stop::Complete if exact.witnessed() => Verdict::Proven,
+        Stop::Complete => Verdict::Vacuous,
+        Stop::Failure => Verdict::Failed,
+    };
+    Ok(decided(verdict, runs, &exact, None, config))
+}
+
+/// The report of a check decided by `main`; witnesses come from `witnesses` when given (the
+/// corners of a rounded proof, whose witnesses are real).
+fn decided(
+    verdict: Verdict,
+    runs: Vec<Run>,
+    main: &Searched,
+    witnesses: Option<&Searched>,
+    config: &Config,
+) -> Report {
+    let properties = property_kinds(&main.model)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, kind))| match (kind, witnesses) {
+            (Kind::Witness, Some(w)) => w.result(i, name, kind),
+            _ => main.result(i, name, kind),
         })
         .collect();
-    Ok(Report {
-        states,
-        complete: checker.is_done() || failed,
-        elapsed: started.elapsed(),
-        unit: model.unit,
+    let rounded = main.approximation == Approximation::Over;
+    Report {
+        verdict,
+        runs,
+        unit: main.model.unit,
+        network: if rounded {
+            main.model.config.network
+        } else {
+            config.network
+        },
+        rounded,
+        guarantees: if rounded {
+            main.model.guarantees
+        } else {
+            config.guarantees()
+        },
+        idle_states: main.found.idle_states,
         properties,
-    })
+    }
 }
 
 /// Serves stateright's Explorer for `config` on `addr` (blocks).

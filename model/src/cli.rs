@@ -13,7 +13,10 @@ use heartbeat_core::load::{self, LoadError};
 use heartbeat_core::{parse_duration, Config, HumanDuration as H};
 use serde::Serialize;
 
-use crate::check::{self, names, CheckError, CheckOptions, Report};
+use crate::check::{
+    self, names, Approximation, CheckError, CheckOptions, Kind, Report, Status, Verdict,
+};
+use crate::explore::{Limit, Limits, Stop};
 use crate::render;
 
 /// Proves that a frontend's and a backend's heartbeat timeouts are in sync.
@@ -29,6 +32,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate a configuration and model-check its timing guarantees.
+    ///
+    /// Exit codes: 0 proven (every rule and property holds, every state visited); 1 a rule or
+    /// a property fails, a state is time-locked, or the proof is vacuous; 2 unusable input;
+    /// 3 inconclusive (a limit stopped the search first: nothing is proven).
+    #[command(after_help = EXIT_CODES)]
     Check {
         /// A YAML, TOML or JSON file (ours or the story's `websocket.frontend/backend` layout).
         /// Without it, the embedded default configuration. HEARTBEAT_<SECTION>__<FIELD>
@@ -37,9 +45,8 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
-        /// Also explore runs with two faults (an overload followed by a death or a cut).
-        #[arg(long)]
-        combined_faults: bool,
+        #[command(flatten)]
+        settings: CheckSettings,
     },
     /// Run a scenario in the simulator and print its summary.
     Simulate {
@@ -77,6 +84,63 @@ pub enum Command {
         #[arg(long, default_value_t = 3000)]
         port: u16,
     },
+}
+
+/// The exit codes of `check`, as `--help` prints them.
+pub const EXIT_CODES: &str = "Exit codes:
+  0  proven: every rule holds and the model check visited every reachable state
+  1  a rule or a property fails (with the shortest counterexample), a state is time-locked,
+     or the proof is vacuous (a non-vacuity witness is unreachable)
+  2  unusable input (unreadable file, parse error, unknown key, bad flag)
+  3  inconclusive: a limit (--max-states, --max-seconds, --max-memory-mb) stopped the search
+     before a verdict; nothing is proven";
+
+/// How `check` searches.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub struct CheckSettings {
+    /// Also explore runs with two faults (an overload followed by a death or a cut).
+    #[arg(long)]
+    pub combined_faults: bool,
+    /// Stop with exit code 3 after this many unique states.
+    #[arg(long, default_value_t = Limits::default().max_states)]
+    pub max_states: usize,
+    /// Stop with exit code 3 after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub max_seconds: u64,
+    /// Stop with exit code 3 when the search holds this many MiB.
+    #[arg(long, default_value_t = Limits::default().max_bytes >> 20)]
+    pub max_memory_mb: usize,
+    /// Check in units of the greatest common divisor of every duration only, never on a
+    /// coarser grid with rounded network assumptions.
+    #[arg(long)]
+    pub exact: bool,
+}
+
+impl Default for CheckSettings {
+    fn default() -> Self {
+        CheckSettings {
+            combined_faults: false,
+            max_states: Limits::default().max_states,
+            max_seconds: 600,
+            max_memory_mb: Limits::default().max_bytes >> 20,
+            exact: false,
+        }
+    }
+}
+
+impl CheckSettings {
+    fn options(self) -> CheckOptions {
+        CheckOptions {
+            limits: Limits {
+                max_states: self.max_states,
+                max_time: Some(Duration::from_secs(self.max_seconds)),
+                max_bytes: self.max_memory_mb.saturating_mul(1 << 20),
+            },
+            exact: self.exact,
+            combined_faults: self.combined_faults,
+            ..CheckOptions::default()
+        }
+    }
 }
 
 /// Output formats of `check`.
@@ -161,17 +225,32 @@ where
 pub struct CheckOutcome {
     /// The text or JSON to print on stdout.
     pub output: String,
-    /// 0: everything holds; 1: a rule or a property fails.
+    /// 0 proven; 1 a rule or a property fails (or time-locked, or vacuous); 3 inconclusive.
     pub exit_code: i32,
 }
 
-/// Validates and model-checks `config`; `timing` false leaves wall times out (for snapshots).
+/// The exit code of a check: a broken rule or a failed property is 1 whatever else happened;
+/// a search stopped by a limit is 3 (never 0); 0 only for a proof.
+fn exit_code(valid: bool, report: &Result<Report, CheckError>) -> i32 {
+    match report {
+        Err(_) => 1,
+        Ok(_) if !valid => 1,
+        Ok(r) => match r.verdict {
+            Verdict::Proven => 0,
+            Verdict::Failed | Verdict::Vacuous => 1,
+            Verdict::Inconclusive(_) => 3,
+        },
+    }
+}
+
+/// Validates and model-checks `config`; `timing` false leaves wall times and memory out (for
+/// snapshots).
 #[must_use]
 pub fn run_check(
     config: &Config,
     source: &str,
     format: Format,
-    combined_faults: bool,
+    settings: CheckSettings,
     timing: bool,
 ) -> CheckOutcome {
     let validation = config.validate();
@@ -180,17 +259,45 @@ pub fn run_check(
             let rate = states as f64 / elapsed.as_secs_f64().max(1e-9);
             eprintln!("heartbeat check: {states} states explored, {rate:.0} states/s");
         }),
-        ..CheckOptions::default()
+        ..settings.options()
     };
-    let report = check::check_with(config, options, combined_faults);
-    let ok = validation.is_ok() && report.as_ref().is_ok_and(Report::proven);
+    let report = check::check(config, options);
     let output = match format {
         Format::Text => text_report(config, source, &validation, &report, timing),
         Format::Json => json_report(config, source, &validation, &report, timing),
     };
     CheckOutcome {
         output,
-        exit_code: if ok { 0 } else { 1 },
+        exit_code: exit_code(validation.is_ok(), &report),
+    }
+}
+
+/// "12,345".
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn limit_text(limit: Limit) -> String {
+    match limit {
+        Limit::States(n) => format!("the state limit ({} unique states)", thousands(n)),
+        Limit::Time(t) => format!("the time limit ({})", H(t)),
+        Limit::Memory(b) => format!("the memory limit ({} MiB)", b >> 20),
+    }
+}
+
+fn limit_advice(limit: Limit) -> &'static str {
+    match limit {
+        Limit::States(_) => "raise --max-states (memory grows with it, about 60 bytes a state)",
+        Limit::Time(_) => "raise --max-seconds",
+        Limit::Memory(_) => "raise --max-memory-mb",
     }
 }
 
@@ -249,42 +356,139 @@ fn text_report(
             return out;
         }
     };
-    let time = if timing {
-        format!(", {:.2} s", report.elapsed.as_secs_f64())
-    } else {
-        String::new()
-    };
-    let verdict = if report.proven() { "proven" } else { "FAILED" };
-    let _ =
-        writeln!(
-        out,
-        "Model check: {verdict} ({} states{time}, time unit {}, every reachable state visited: {})",
-        report.states,
-        H(report.unit),
-        if report.proven() { "yes" } else { "stopped at the first failure" }
-    );
-    for p in &report.properties {
-        let mark = match (p.sometimes, p.holds, report.proven()) {
-            (false, true, _) => "holds",
-            (false, false, _) => "FAILS",
-            (true, true, _) => "reached",
-            (true, false, true) => "unreachable",
-            (true, false, false) => "not seen",
-        };
-        let _ = writeln!(out, "  {mark:<12} {}", p.name);
-    }
-    out.push('\n');
+    model_check_text(&mut out, report, timing);
     if let Some(failure) = report.first_failure() {
-        let _ = writeln!(out, "Shortest counterexample ({}):\n", failure.name);
+        let what = if failure.name == names::TIME_ADVANCES {
+            "Shortest path to a time-locked state (time can never pass again: a model error)"
+                .to_owned()
+        } else {
+            format!("Shortest counterexample ({})", failure.name)
+        };
+        let _ = writeln!(out, "{what}:\n");
         if let Some(t) = &failure.trace {
             out.push_str(&render::ascii(t));
         }
         return out;
     }
-    let g = config.guarantees();
+    if report.verdict != Verdict::Proven {
+        return out;
+    }
+    guarantees_text(&mut out, config, report);
+    out
+}
+
+/// The "Model check" section: verdict, coverage, one line per property.
+fn model_check_text(out: &mut String, report: &Report, timing: bool) {
+    let time = if timing {
+        format!(
+            ", {:.2} s, {} MiB",
+            report.elapsed().as_secs_f64(),
+            report.peak_bytes().div_ceil(1 << 20)
+        )
+    } else {
+        String::new()
+    };
+    let last = report.runs.last();
+    let depth = last.map_or(0, |r| r.depth);
+    let searches = if report.runs.len() > 1 {
+        format!(" in {} searches", report.runs.len())
+    } else {
+        String::new()
+    };
+    let coverage = match report.verdict {
+        Verdict::Proven | Verdict::Vacuous => "every reachable state visited".to_owned(),
+        Verdict::Failed => match last.map(|r| r.stop) {
+            Some(Stop::Complete) => "every reachable state visited".to_owned(),
+            _ => "stopped at the first failure".to_owned(),
+        },
+        Verdict::Inconclusive(limit) => format!("stopped at {}", limit_text(limit)),
+    };
     let _ = writeln!(
         out,
-        "Guarantees, while one-way latency <= {} and client timers are late by <= {}:",
+        "Model check: {} ({} states{searches}{time}, depth {depth}, time unit {}, {coverage})",
+        report.verdict.as_str(),
+        thousands(report.states()),
+        H(report.unit),
+    );
+    if report.rounded {
+        let m = &report.network;
+        let _ = writeln!(
+            out,
+            "  checked on the timers' {} grid with the assumptions rounded up (latency <= {}, server delay <= {}, \
+             timers late <= {}):\n  every behaviour of the configured assumptions is one of those, so what holds \
+             there holds here; the bounds below are the rounded ones (weaker, still true). Witnesses come from the \
+             configured assumptions with extreme delays only, a subset: they are real.",
+            H(report.unit),
+            H(m.max_latency),
+            H(m.max_server_delay),
+            H(m.max_timer_lateness),
+        );
+    }
+    match report.verdict {
+        Verdict::Inconclusive(limit) => {
+            let _ = writeln!(
+                out,
+                "  INCONCLUSIVE: no state covered breaks a property, but states remain unexplored: this is \
+                 no proof.\n  To finish: {}; or choose durations with a larger common divisor (the time unit \
+                 is {}).",
+                limit_advice(limit),
+                H(report.unit)
+            );
+        }
+        Verdict::Vacuous => {
+            let missing: Vec<&str> = report
+                .properties
+                .iter()
+                .filter(|p| p.kind == Kind::Witness && p.status != Status::Reached)
+                .map(|p| p.name)
+                .collect();
+            let _ = writeln!(
+                out,
+                "  VACUOUS: every property holds, but {} cannot happen in this model, so the properties are \
+                 never exercised there: this is no proof.",
+                missing.join(" and ")
+            );
+        }
+        Verdict::Proven | Verdict::Failed => {}
+    }
+    for p in &report.properties {
+        let mark = match (p.kind, p.status) {
+            (_, Status::Fails) => "FAILS",
+            (_, Status::Undecided) if p.kind == Kind::Always => "held so far",
+            (_, Status::Undecided) => "not seen yet",
+            (Kind::Witness, Status::Unreachable) => "UNREACHABLE",
+            (_, status) => status.as_str(),
+        };
+        let _ = writeln!(out, "  {mark:<12} {}", p.name);
+    }
+    if report.verdict == Verdict::Proven {
+        let _ = writeln!(
+            out,
+            "  time advances from every reachable state{}",
+            match report.idle_states {
+                0 => String::new(),
+                n => format!(
+                    " ({} states wait for nothing: no timer set, nothing in flight)",
+                    thousands(n)
+                ),
+            }
+        );
+    }
+    out.push('\n');
+}
+
+fn guarantees_text(out: &mut String, config: &Config, report: &Report) {
+    let s = &config.server;
+    let n = &report.network;
+    let g = &report.guarantees;
+    let _ = writeln!(
+        out,
+        "Guarantees{}, while one-way latency <= {} and client timers are late by <= {}:",
+        if report.rounded {
+            " (of the rounded assumptions)"
+        } else {
+            ""
+        },
         H(n.max_latency),
         H(n.max_timer_lateness)
     );
@@ -309,7 +513,7 @@ fn text_report(
     );
     let tight = report
         .property(names::DETECTION_BOUND_REACHED)
-        .is_some_and(|p| p.holds);
+        .is_some_and(|p| p.status == Status::Reached);
     let _ = writeln!(
         out,
         "  - a dead server or a cut network is detected within {}{} ({})",
@@ -340,6 +544,7 @@ fn text_report(
     );
     let worst = report
         .property(names::DETECTION_BOUND_REACHED)
+        .filter(|p| p.status == Status::Reached)
         .or_else(|| report.property(names::RECONNECT_WHEN_DEAD));
     if let Some(t) = worst.and_then(|p| p.trace.as_ref()) {
         let _ = writeln!(
@@ -348,13 +553,13 @@ fn text_report(
         );
         out.push_str(&render::ascii(&render::fold_routine(t, 4)));
     }
-    out
 }
 
 #[derive(Serialize)]
 struct JsonReport<'a> {
     source: &'a str,
     ok: bool,
+    exit_code: i32,
     config: &'a Config,
     validation: JsonValidation,
     model_check: Option<JsonCheck>,
@@ -370,29 +575,128 @@ struct JsonValidation {
 
 #[derive(Serialize)]
 struct JsonCheck {
+    /// "proven", "failed", "vacuous", "inconclusive" or "not run".
+    verdict: &'static str,
     proven: bool,
+    /// Which limit stopped an inconclusive search.
+    limit: Option<String>,
     states: usize,
+    depth: usize,
     elapsed_ms: Option<u128>,
+    peak_memory_mib: Option<usize>,
     unit_ms: u128,
+    /// The assumptions were rounded up to `unit_ms`; `network_checked` has them.
+    rounded: bool,
+    network_checked: Option<heartbeat_core::NetworkAssumptions>,
+    idle_states: usize,
+    /// Every search, in order (the last decided).
+    searches: Vec<JsonRun>,
     properties: Vec<JsonProperty>,
     counterexample: Option<String>,
     error: Option<String>,
 }
 
 #[derive(Serialize)]
+struct JsonRun {
+    /// "exact", "over" (assumptions rounded up) or "corners" (extreme choices only).
+    model: &'static str,
+    unit_ms: u128,
+    network: heartbeat_core::NetworkAssumptions,
+    states: usize,
+    depth: usize,
+    /// "complete", "failure" or the limit.
+    stop: String,
+}
+
+#[derive(Serialize)]
 struct JsonProperty {
     name: &'static str,
+    /// "always", "witness" (required for a proof) or "coverage" (reported only).
     kind: &'static str,
-    holds: bool,
+    /// "holds", "fails", "reached", "unreachable", "not checked" or "undecided".
+    status: &'static str,
+    /// `always` properties: true or false once decided, null when not.
+    holds: Option<bool>,
+    /// Actions in the counterexample or witness.
+    path_len: Option<usize>,
 }
 
 #[derive(Serialize)]
 struct JsonGuarantees {
+    rounded: bool,
     client_tolerance: u128,
     detection_bound: u128,
     warning_lead: u128,
     slow_bound: u128,
     server_detection_bound: u128,
+}
+
+fn json_check(r: &Report, timing: bool) -> JsonCheck {
+    JsonCheck {
+        verdict: match r.verdict {
+            Verdict::Proven => "proven",
+            Verdict::Failed => "failed",
+            Verdict::Vacuous => "vacuous",
+            Verdict::Inconclusive(_) => "inconclusive",
+        },
+        proven: r.proven(),
+        limit: match r.verdict {
+            Verdict::Inconclusive(limit) => Some(limit_text(limit)),
+            _ => None,
+        },
+        states: r.states(),
+        depth: r.runs.last().map_or(0, |run| run.depth),
+        elapsed_ms: timing.then_some(r.elapsed().as_millis()),
+        peak_memory_mib: timing.then_some(r.peak_bytes().div_ceil(1 << 20)),
+        unit_ms: r.unit.as_millis(),
+        rounded: r.rounded,
+        network_checked: r.rounded.then_some(r.network),
+        idle_states: r.idle_states,
+        searches: r
+            .runs
+            .iter()
+            .map(|run| JsonRun {
+                model: match run.approximation {
+                    Approximation::Exact => "exact",
+                    Approximation::Over => "over",
+                    Approximation::Corners => "corners",
+                },
+                unit_ms: run.unit.as_millis(),
+                network: run.network,
+                states: run.states,
+                depth: run.depth,
+                stop: match run.stop {
+                    Stop::Complete => "complete".to_owned(),
+                    Stop::Failure => "failure".to_owned(),
+                    Stop::Limit(limit) => limit_text(limit),
+                },
+            })
+            .collect(),
+        properties: r
+            .properties
+            .iter()
+            .map(|p| JsonProperty {
+                name: p.name,
+                kind: match p.kind {
+                    Kind::Always => "always",
+                    Kind::Witness => "witness",
+                    Kind::Coverage => "coverage",
+                },
+                status: p.status.as_str(),
+                holds: match (p.kind, p.status) {
+                    (Kind::Always, Status::Holds) => Some(true),
+                    (Kind::Always, Status::Fails) => Some(false),
+                    _ => None,
+                },
+                path_len: p.path_len,
+            })
+            .collect(),
+        counterexample: r
+            .first_failure()
+            .and_then(|f| f.trace.as_ref())
+            .map(render::ascii),
+        error: None,
+    }
 }
 
 fn json_report(
@@ -403,41 +707,31 @@ fn json_report(
     timing: bool,
 ) -> String {
     let model_check = Some(match report {
-        Ok(r) => JsonCheck {
-            proven: r.proven(),
-            states: r.states,
-            elapsed_ms: timing.then_some(r.elapsed.as_millis()),
-            unit_ms: r.unit.as_millis(),
-            properties: r
-                .properties
-                .iter()
-                .map(|p| JsonProperty {
-                    name: p.name,
-                    kind: if p.sometimes { "sometimes" } else { "always" },
-                    holds: p.holds,
-                })
-                .collect(),
-            counterexample: r
-                .first_failure()
-                .and_then(|f| f.trace.as_ref())
-                .map(render::ascii),
-            error: None,
-        },
+        Ok(r) => json_check(r, timing),
         Err(e) => JsonCheck {
+            verdict: "not run",
             proven: false,
+            limit: None,
             states: 0,
+            depth: 0,
             elapsed_ms: None,
+            peak_memory_mib: None,
             unit_ms: 0,
+            rounded: false,
+            network_checked: None,
+            idle_states: 0,
+            searches: Vec::new(),
             properties: Vec::new(),
             counterexample: None,
             error: Some(e.to_string()),
         },
     });
-    let proven = report.as_ref().is_ok_and(Report::proven);
-    let g = config.guarantees();
+    let proven = report.as_ref().ok().filter(|r| r.proven());
+    let exit_code = exit_code(validation.is_ok(), report);
     let json = JsonReport {
         source,
-        ok: validation.is_ok() && proven,
+        ok: exit_code == 0,
+        exit_code,
         config,
         validation: JsonValidation {
             ok: validation.is_ok(),
@@ -449,12 +743,16 @@ fn json_report(
                 .collect(),
         },
         model_check,
-        guarantees_ms: proven.then_some(JsonGuarantees {
-            client_tolerance: g.client_tolerance.as_millis(),
-            detection_bound: g.detection_bound.as_millis(),
-            warning_lead: g.warning_lead.as_millis(),
-            slow_bound: g.slow_bound.as_millis(),
-            server_detection_bound: g.server_detection_bound.as_millis(),
+        guarantees_ms: proven.map(|r| {
+            let g = &r.guarantees;
+            JsonGuarantees {
+                rounded: r.rounded,
+                client_tolerance: g.client_tolerance.as_millis(),
+                detection_bound: g.detection_bound.as_millis(),
+                warning_lead: g.warning_lead.as_millis(),
+                slow_bound: g.slow_bound.as_millis(),
+                server_detection_bound: g.server_detection_bound.as_millis(),
+            }
         }),
     };
     serde_json::to_string_pretty(&json).unwrap_or_default() + "\n"

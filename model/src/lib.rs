@@ -5,6 +5,7 @@
 pub mod check;
 pub mod cli;
 pub mod docs;
+pub mod explore;
 pub mod queue;
 pub mod render;
 pub mod scenarios;

@@ -21,10 +21,10 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
         Command::Check {
             config,
             format,
-            combined_faults,
+            settings,
         } => {
             let (config, source) = load_config(config.as_deref(), std::env::vars())?;
-            let outcome = run_check(&config, &source, format, combined_faults, true);
+            let outcome = run_check(&config, &source, format, settings, true);
             print!("{}", outcome.output);
             Ok(ExitCode::from(u8::try_from(outcome.exit_code).unwrap_or(1)))
         }
