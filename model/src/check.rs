@@ -1243,9 +1243,8 @@ fn grids(config: &Config) -> Vec<(Duration, NetworkAssumptions)> {
     if !config.validate().is_ok() {
         return Vec::new();
     }
-    let up = |d: Duration, grid: u64| {
-        Duration::from_micros(us(d).div_ceil(grid).saturating_mul(grid))
-    };
+    let up =
+        |d: Duration, grid: u64| Duration::from_micros(us(d).div_ceil(grid).saturating_mul(grid));
     let mut out = Vec::new();
     // Grids of timers / k for k = 1, 2, 5, 10, 20, 50, ...: at most three tries.
     let mut k = 1u64;
@@ -1299,22 +1298,18 @@ pub fn check(config: &Config, options: CheckOptions) -> Result<Report, CheckErro
         };
         decided(Verdict::Inconclusive(limit), runs, last, None, config)
     };
-    let search = |model: HeartbeatModel, approximation| {
+    let search_options = SearchOptions {
+        stop_at_first_failure: options.stop_at_first_failure,
+        limits: options.limits,
+        progress: options.progress,
+    };
+    let search = |model: HeartbeatModel, approximation, mut search_options: SearchOptions| {
         let mut model = model;
         model.combined_faults = options.combined_faults;
         model.corners = approximation == Approximation::Corners;
-        let mut limits = options.limits;
-        limits.max_time = limits
-            .max_time
-            .map(|t| t.saturating_sub(started.elapsed()));
-        let found = explore::search(
-            &model,
-            SearchOptions {
-                stop_at_first_failure: options.stop_at_first_failure,
-                limits,
-                progress: options.progress,
-            },
-        );
+        let limits = &mut search_options.limits;
+        limits.max_time = limits.max_time.map(|t| t.saturating_sub(started.elapsed()));
+        let found = explore::search(&model, search_options);
         Searched {
             model,
             approximation,
@@ -1322,10 +1317,30 @@ pub fn check(config: &Config, options: CheckOptions) -> Result<Report, CheckErro
         }
     };
     let mut runs = Vec::new();
-    let exact_unit = HeartbeatModel::new(*config).unit;
-    let coarser = !options.exact && gcd_of(timer_durations(config)) > us(exact_unit);
+    let coarser =
+        !options.exact && gcd_of(timer_durations(config)) > us(HeartbeatModel::new(*config).unit);
     if coarser {
-        let corners = search(HeartbeatModel::new(*config), Approximation::Corners);
+        // Small spaces get the exact model straight away (and its shortest counterexample); a
+        // probe of the exact model tells them apart.
+        let probe = SearchOptions {
+            limits: Limits {
+                max_states: options.limits.max_states.min(EXACT_PROBE_STATES),
+                ..options.limits
+            },
+            ..search_options
+        };
+        let exact = search(HeartbeatModel::new(*config), Approximation::Exact, probe);
+        runs.push(exact.run());
+        match exact.found.stop {
+            Stop::Limit(Limit::States(n)) if n < options.limits.max_states => {}
+            Stop::Limit(limit) => return Ok(inconclusive(limit, runs, &exact)),
+            _ => return Ok(exact_verdict(runs, &exact, config)),
+        }
+        let corners = search(
+            HeartbeatModel::new(*config),
+            Approximation::Corners,
+            search_options,
+        );
         runs.push(corners.run());
         if let Stop::Limit(limit) = corners.found.stop {
             return Ok(inconclusive(limit, runs, &corners));
@@ -1336,13 +1351,11 @@ pub fn check(config: &Config, options: CheckOptions) -> Result<Report, CheckErro
         }
         let witnessed = corners.witnessed();
         for (unit, network) in grids(config) {
-            let rounded = Config {
-                network,
-                ..*config
-            };
+            let rounded = Config { network, ..*config };
             let over = search(
                 HeartbeatModel::on_grid(*config, network, unit, rounded.guarantees()),
                 Approximation::Over,
+                search_options,
             );
             runs.push(over.run());
             if let Stop::Limit(limit) = over.found.stop {
@@ -1353,21 +1366,43 @@ pub fn check(config: &Config, options: CheckOptions) -> Result<Report, CheckErro
                 break;
             }
             if !over.any_failure() {
-                return Ok(decided(Verdict::Proven, runs, &over, Some(&corners), config));
+                return Ok(decided(
+                    Verdict::Proven,
+                    runs,
+                    &over,
+                    Some(&corners),
+                    config,
+                ));
             }
             // The rounding added a failure the corners do not have: refine.
         }
     }
-    let exact = search(HeartbeatModel::new(*config), Approximation::Exact);
+    let exact = search(
+        HeartbeatModel::new(*config),
+        Approximation::Exact,
+        search_options,
+    );
     runs.push(exact.run());
-    let verdict = match exact.found.stop {
-        Stop::Limit(limit) => return Ok(inconclusive(limit, runs, &exact)),
-        _ if exact.any_failure() => Verdict::Failed,
-        Stop::Complete if exact.witnessed() => Verdict::Proven,
-        Stop::Complete => Verdict::Vacuous,
-        Stop::Failure => Verdict::Failed,
+    if let Stop::Limit(limit) = exact.found.stop {
+        return Ok(inconclusive(limit, runs, &exact));
+    }
+    Ok(exact_verdict(runs, &exact, config))
+}
+
+/// States a first search of the exact model may take before the check turns to the smaller
+/// models (corners, rounded grids).
+const EXACT_PROBE_STATES: usize = 250_000;
+
+/// The verdict of an exact search that ended without reaching a limit.
+fn exact_verdict(runs: Vec<Run>, exact: &Searched, config: &Config) -> Report {
+    let verdict = if exact.any_failure() {
+        Verdict::Failed
+    } else if exact.witnessed() {
+        Verdict::Proven
+    } else {
+        Verdict::Vacuous
     };
-    Ok(decided(verdict, runs, &exact, None, config))
+    decided(verdict, runs, exact, None, config)
 }
 
 /// The report of a check decided by `main`; witnesses come from `witnesses` when given (the

@@ -167,8 +167,7 @@ impl Graph {
         }
         let i = self.fingerprints.len() as u32;
         let fps = &self.fingerprints;
-        self.table
-            .insert_unique(fp[0], i, |&j| fps[j as usize][0]);
+        self.table.insert_unique(fp[0], i, |&j| fps[j as usize][0]);
         self.fingerprints.push(fp);
         self.parents.push(parent);
         Ok((i, true))
@@ -302,7 +301,9 @@ where
                 }
                 let elapsed = started.elapsed();
                 if limits.max_time.is_some_and(|t| elapsed > t) {
-                    stop = Some(Stop::Limit(Limit::Time(limits.max_time.unwrap_or_default())));
+                    stop = Some(Stop::Limit(Limit::Time(
+                        limits.max_time.unwrap_or_default(),
+                    )));
                     break 'levels;
                 }
                 if let Some(report) = options.progress {
