@@ -1172,22 +1172,6 @@ impl Searched {
         paths
     }
 
-    fn any_failure(&self) -> bool {
-        let kinds = property_kinds(&self.model);
-        self.paths()
-            .iter()
-            .zip(&kinds)
-            .any(|(p, (_, k))| p.is_some() && *k == Kind::Always)
-    }
-
-    /// Every required witness was reached.
-    fn witnessed(&self) -> bool {
-        property_kinds(&self.model)
-            .iter()
-            .zip(self.paths())
-            .all(|((_, k), p)| *k != Kind::Witness || p.is_some())
-    }
-
     fn result(&self, index: usize, name: &'static str, kind: Kind) -> PropertyResult {
         let path = self.paths()[index];
         let status = match (kind, path.is_some(), self.found.stop) {
@@ -1195,7 +1179,7 @@ impl Searched {
             (_, true, _) => Status::Reached,
             (Kind::Always, false, Stop::Complete) => Status::Holds,
             (_, false, Stop::Complete) => Status::Unreachable,
-            (_, false, Stop::Failure) => Status::NotChecked,
+            (_, false, Stop::Failure | Stop::Found) => Status::NotChecked,
             (_, false, Stop::Limit(_)) => Status::Undecided,
         };
         let trace = path.map(|actions| {
@@ -1276,13 +1260,14 @@ fn grids(config: &Config) -> Vec<(Duration, NetworkAssumptions)> {
 /// Model-checks `config`: searches breadth-first, level by level, so counterexamples are
 /// shortest and identical from run to run.
 ///
-/// When the network assumptions are finer than the timers (a 7 ms latency against 30 s pings),
-/// the exact model is large, so the check first runs two small ones: the configured assumptions
-/// with extreme choices only ([`HeartbeatModel::corners`], a subset of the behaviours: its
+/// Small state spaces are searched exactly. When the network assumptions are finer than the
+/// timers (a 7 ms latency against 30 s pings) the exact space is large, so the check first runs
+/// two small searches, each deciding only what it soundly can: the configured assumptions with
+/// extreme choices only ([`HeartbeatModel::corners`], a subset of the behaviours: its
 /// counterexamples and witnesses are real), then the assumptions rounded up onto a grid that
 /// divides every timer (a superset of the behaviours: what holds there holds here, with the
-/// rounded, weaker bounds). Only when those leave the verdict open does it try a finer grid, and
-/// at last the exact unit. docs/invariants.md argues each step.
+/// rounded, weaker bounds; what it cannot reach is unreachable). What is still open goes to a
+/// finer grid, and at last to the exact unit. docs/invariants.md argues each step.
 ///
 /// # Errors
 /// [`CheckError::Invalid`] when a side's own rules fail.
@@ -1290,23 +1275,16 @@ pub fn check(config: &Config, options: CheckOptions) -> Result<Report, CheckErro
     config.client.validate().into_result()?;
     config.server.validate().into_result()?;
     let started = WallInstant::now();
-    // Each search gets what is left of the time limit; a report names the limit as given.
-    let inconclusive = |limit: Limit, runs, last: &Searched| {
-        let limit = match limit {
-            Limit::Time(_) => Limit::Time(options.limits.max_time.unwrap_or_default()),
-            other => other,
-        };
-        decided(Verdict::Inconclusive(limit), runs, last, None, config)
-    };
     let search_options = SearchOptions {
         stop_at_first_failure: options.stop_at_first_failure,
         limits: options.limits,
         progress: options.progress,
+        until_found: 0,
     };
-    let search = |model: HeartbeatModel, approximation, mut search_options: SearchOptions| {
-        let mut model = model;
+    let search = |mut model: HeartbeatModel, approximation, mut search_options: SearchOptions| {
         model.combined_faults = options.combined_faults;
         model.corners = approximation == Approximation::Corners;
+        // Each search gets what is left of the time limit.
         let limits = &mut search_options.limits;
         limits.max_time = limits.max_time.map(|t| t.saturating_sub(started.elapsed()));
         let found = explore::search(&model, search_options);
@@ -1316,11 +1294,11 @@ pub fn check(config: &Config, options: CheckOptions) -> Result<Report, CheckErro
             found,
         }
     };
-    let mut runs = Vec::new();
-    let coarser =
-        !options.exact && gcd_of(timer_durations(config)) > us(HeartbeatModel::new(*config).unit);
+    let mut verdicts = Verdicts::new(config, options);
+    let exact_unit = HeartbeatModel::new(*config).unit;
+    let coarser = !options.exact && gcd_of(timer_durations(config)) > us(exact_unit);
     if coarser {
-        // Small spaces get the exact model straight away (and its shortest counterexample); a
+        // Small spaces get the exact model straight away (and its shortest counterexamples); a
         // probe of the exact model tells them apart.
         let probe = SearchOptions {
             limits: Limits {
@@ -1330,26 +1308,9 @@ pub fn check(config: &Config, options: CheckOptions) -> Result<Report, CheckErro
             ..search_options
         };
         let exact = search(HeartbeatModel::new(*config), Approximation::Exact, probe);
-        runs.push(exact.run());
-        match exact.found.stop {
-            Stop::Limit(Limit::States(n)) if n < options.limits.max_states => {}
-            Stop::Limit(limit) => return Ok(inconclusive(limit, runs, &exact)),
-            _ => return Ok(exact_verdict(runs, &exact, config)),
+        if verdicts.absorb(exact, Partial::Yes) {
+            return Ok(verdicts.report());
         }
-        let corners = search(
-            HeartbeatModel::new(*config),
-            Approximation::Corners,
-            search_options,
-        );
-        runs.push(corners.run());
-        if let Stop::Limit(limit) = corners.found.stop {
-            return Ok(inconclusive(limit, runs, &corners));
-        }
-        if corners.any_failure() {
-            // Real: every behaviour with extreme choices is a behaviour of the configuration.
-            return Ok(decided(Verdict::Failed, runs, &corners, None, config));
-        }
-        let witnessed = corners.witnessed();
         for (unit, network) in grids(config) {
             let rounded = Config { network, ..*config };
             let over = search(
@@ -1357,24 +1318,24 @@ pub fn check(config: &Config, options: CheckOptions) -> Result<Report, CheckErro
                 Approximation::Over,
                 search_options,
             );
-            runs.push(over.run());
-            if let Stop::Limit(limit) = over.found.stop {
-                return Ok(inconclusive(limit, runs, &over));
+            if verdicts.absorb(over, Partial::No) {
+                return Ok(verdicts.report());
             }
-            if !witnessed {
-                // A finer grid would not find the witnesses the corners lack: go exact.
+            if verdicts.always_decided() {
                 break;
             }
-            if !over.any_failure() {
-                return Ok(decided(
-                    Verdict::Proven,
-                    runs,
-                    &over,
-                    Some(&corners),
-                    config,
-                ));
-            }
-            // The rounding added a failure the corners do not have: refine.
+        }
+        // What is still open, the corners may show to be real: a counterexample, a witness.
+        let corners = search(
+            HeartbeatModel::new(*config),
+            Approximation::Corners,
+            SearchOptions {
+                until_found: verdicts.open_targets(),
+                ..search_options
+            },
+        );
+        if verdicts.absorb(corners, Partial::Yes) {
+            return Ok(verdicts.report());
         }
     }
     let exact = search(
@@ -1382,64 +1343,174 @@ pub fn check(config: &Config, options: CheckOptions) -> Result<Report, CheckErro
         Approximation::Exact,
         search_options,
     );
-    runs.push(exact.run());
-    if let Stop::Limit(limit) = exact.found.stop {
-        return Ok(inconclusive(limit, runs, &exact));
-    }
-    Ok(exact_verdict(runs, &exact, config))
+    verdicts.absorb(exact, Partial::No);
+    Ok(verdicts.report())
+}
+
+/// May a search stop at its state limit without ending the check?
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Partial {
+    /// Yes: a probe; more searches follow.
+    Yes,
+    /// No: its limit is the check's.
+    No,
 }
 
 /// States a first search of the exact model may take before the check turns to the smaller
 /// models (corners, rounded grids).
 const EXACT_PROBE_STATES: usize = 250_000;
 
-/// The verdict of an exact search that ended without reaching a limit.
-fn exact_verdict(runs: Vec<Run>, exact: &Searched, config: &Config) -> Report {
-    let verdict = if exact.any_failure() {
-        Verdict::Failed
-    } else if exact.witnessed() {
-        Verdict::Proven
-    } else {
-        Verdict::Vacuous
-    };
-    decided(verdict, runs, exact, None, config)
+/// What the searches of one check have decided so far, property by property.
+struct Verdicts<'a> {
+    config: &'a Config,
+    options: CheckOptions,
+    kinds: Vec<(&'static str, Kind)>,
+    results: Vec<Option<PropertyResult>>,
+    runs: Vec<Run>,
+    /// A limit that ended the check.
+    limit: Option<Limit>,
+    /// The rounded search that decided something: its unit, assumptions and bounds.
+    rounded: Option<(NetworkAssumptions, Guarantees)>,
+    idle_states: usize,
 }
 
-/// The report of a check decided by `main`; witnesses come from `witnesses` when given (the
-/// corners of a rounded proof, whose witnesses are real).
-fn decided(
-    verdict: Verdict,
-    runs: Vec<Run>,
-    main: &Searched,
-    witnesses: Option<&Searched>,
-    config: &Config,
-) -> Report {
-    let properties = property_kinds(&main.model)
-        .into_iter()
-        .enumerate()
-        .map(|(i, (name, kind))| match (kind, witnesses) {
-            (Kind::Witness, Some(w)) => w.result(i, name, kind),
-            _ => main.result(i, name, kind),
-        })
-        .collect();
-    let rounded = main.approximation == Approximation::Over;
-    Report {
-        verdict,
-        runs,
-        unit: main.model.unit,
-        network: if rounded {
-            main.model.config.network
+impl<'a> Verdicts<'a> {
+    fn new(config: &'a Config, options: CheckOptions) -> Verdicts<'a> {
+        let kinds = property_kinds(&HeartbeatModel::new(*config));
+        Verdicts {
+            config,
+            options,
+            results: vec![None; kinds.len()],
+            kinds,
+            runs: Vec::new(),
+            limit: None,
+            rounded: None,
+            idle_states: 0,
+        }
+    }
+
+    /// Takes what `searched` soundly decides; true when the check is over (every property but
+    /// the coverage ones decided, a failure found while stopping at the first, or a limit
+    /// reached that ends the check).
+    fn absorb(&mut self, searched: Searched, partial: Partial) -> bool {
+        self.runs.push(searched.run());
+        let complete = searched.found.stop == Stop::Complete;
+        for (i, &(name, kind)) in self.kinds.iter().enumerate() {
+            if self.results[i].is_some() {
+                continue;
+            }
+            let found = searched.paths()[i].is_some();
+            let decides = match searched.approximation {
+                // Every behaviour of these is one of the configuration's.
+                Approximation::Exact => found || complete,
+                Approximation::Corners => found,
+                // A superset of the behaviours: what holds (or cannot be reached) there holds
+                // (cannot be reached) here; its counterexamples and witnesses may be artefacts
+                // of the rounding.
+                Approximation::Over => !found && complete,
+            };
+            if decides {
+                self.results[i] = Some(searched.result(i, name, kind));
+                if searched.approximation == Approximation::Over && kind == Kind::Always {
+                    self.rounded = Some((searched.model.config.network, searched.model.guarantees));
+                }
+            }
+        }
+        if complete && searched.approximation == Approximation::Exact {
+            self.idle_states = searched.found.idle_states;
+        }
+        match searched.found.stop {
+            Stop::Limit(Limit::States(_)) if partial == Partial::Yes => {}
+            Stop::Limit(limit) => {
+                self.limit = Some(match limit {
+                    // The time left was the search's limit; the check's is the one given.
+                    Limit::Time(_) => Limit::Time(self.options.limits.max_time.unwrap_or_default()),
+                    other => other,
+                });
+                return true;
+            }
+            Stop::Complete | Stop::Failure | Stop::Found => {}
+        }
+        let failed = self
+            .results
+            .iter()
+            .flatten()
+            .any(|r| r.status == Status::Fails);
+        let decided = self
+            .results
+            .iter()
+            .zip(&self.kinds)
+            .all(|(r, (_, kind))| r.is_some() || *kind == Kind::Coverage);
+        (failed && self.options.stop_at_first_failure) || decided
+    }
+
+    /// Every `always` property is decided.
+    fn always_decided(&self) -> bool {
+        self.results
+            .iter()
+            .zip(&self.kinds)
+            .all(|(r, (_, kind))| r.is_some() || *kind != Kind::Always)
+    }
+
+    /// The open properties a search may stop on finding (bits by `properties()` index; the
+    /// coverage ones are not waited for).
+    fn open_targets(&self) -> u64 {
+        self.results
+            .iter()
+            .zip(&self.kinds)
+            .enumerate()
+            .filter(|(i, (r, (name, kind)))| {
+                r.is_none() && *kind != Kind::Coverage && *name != names::TIME_ADVANCES && *i < 64
+            })
+            .fold(0, |bits, (i, _)| bits | 1 << i)
+    }
+
+    fn report(self) -> Report {
+        let undecided = if self.limit.is_some() {
+            Status::Undecided
         } else {
-            config.network
-        },
-        rounded,
-        guarantees: if rounded {
-            main.model.guarantees
-        } else {
-            config.guarantees()
-        },
-        idle_states: main.found.idle_states,
-        properties,
+            Status::NotChecked
+        };
+        let properties: Vec<PropertyResult> = self
+            .results
+            .into_iter()
+            .zip(&self.kinds)
+            .map(|(r, &(name, kind))| {
+                r.unwrap_or(PropertyResult {
+                    name,
+                    kind,
+                    status: undecided,
+                    trace: None,
+                    path_len: None,
+                })
+            })
+            .collect();
+        let failed = properties.iter().any(|p| p.status == Status::Fails);
+        let open = properties.iter().any(|p| {
+            p.kind != Kind::Coverage && matches!(p.status, Status::Undecided | Status::NotChecked)
+        });
+        let vacuous = properties
+            .iter()
+            .any(|p| p.kind == Kind::Witness && p.status != Status::Reached);
+        let verdict = match self.limit {
+            _ if failed => Verdict::Failed,
+            Some(limit) if open => Verdict::Inconclusive(limit),
+            _ if vacuous => Verdict::Vacuous,
+            _ => Verdict::Proven,
+        };
+        let (network, guarantees) = self
+            .rounded
+            .unwrap_or((self.config.network, self.config.guarantees()));
+        Report {
+            verdict,
+            unit: self.runs.last().map_or(Duration::ZERO, |r| r.unit),
+            runs: self.runs,
+            network,
+            rounded: self.rounded.is_some(),
+            guarantees,
+            idle_states: self.idle_states,
+            properties,
+        }
     }
 }
 
@@ -1449,5 +1520,61 @@ pub fn serve(config: Config, addr: &str) {
     // The Explorer runs on its own threads; keep the process alive for it.
     loop {
         std::thread::park();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A complete search where nothing fails but a required witness was never reached.
+    fn searched_without(witness: &str) -> Searched {
+        let model = HeartbeatModel::new(Config::default());
+        let discoveries = model
+            .properties()
+            .iter()
+            .map(|p| {
+                (p.expectation == stateright::Expectation::Sometimes && p.name != witness)
+                    .then(Vec::new)
+            })
+            .collect();
+        Searched {
+            model,
+            approximation: Approximation::Exact,
+            found: explore::Found {
+                stop: Stop::Complete,
+                states: 1,
+                depth: 0,
+                discoveries,
+                time_lock: Some(None),
+                idle_states: 0,
+                peak_bytes: 0,
+                elapsed: Duration::ZERO,
+            },
+        }
+    }
+
+    /// "proven" needs every required witness; a missing one makes the proof vacuous (exit 1),
+    /// a missing coverage witness does not.
+    #[test]
+    fn an_unreached_witness_makes_the_proof_vacuous() {
+        for witness in REQUIRED_WITNESSES {
+            let config = Config::default();
+            let mut verdicts = Verdicts::new(&config, CheckOptions::default());
+            assert!(verdicts.absorb(searched_without(witness), Partial::No));
+            let report = verdicts.report();
+            assert_eq!(report.verdict, Verdict::Vacuous, "{witness}");
+            assert!(!report.proven());
+            assert_eq!(
+                report.property(witness).map(|p| p.status),
+                Some(Status::Unreachable)
+            );
+        }
+        for coverage in [names::SLOW_THEN_RECOVERED, names::DETECTION_BOUND_REACHED] {
+            let config = Config::default();
+            let mut verdicts = Verdicts::new(&config, CheckOptions::default());
+            assert!(verdicts.absorb(searched_without(coverage), Partial::No));
+            assert_eq!(verdicts.report().verdict, Verdict::Proven, "{coverage}");
+        }
     }
 }

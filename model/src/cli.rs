@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::check::{
     self, names, Approximation, CheckError, CheckOptions, Kind, Report, Status, Verdict,
 };
-use crate::explore::{Limit, Limits, Stop};
+use crate::explore::{self, Limit, Limits, Stop};
 use crate::render;
 
 /// Proves that a frontend's and a backend's heartbeat timeouts are in sync.
@@ -285,6 +285,11 @@ fn thousands(n: usize) -> String {
     out
 }
 
+/// The process's peak resident memory where the system tells it, else the search's estimate.
+fn peak_memory(report: &Report) -> usize {
+    explore::peak_resident_bytes().unwrap_or_else(|| report.peak_bytes())
+}
+
 fn limit_text(limit: Limit) -> String {
     match limit {
         Limit::States(n) => format!("the state limit ({} unique states)", thousands(n)),
@@ -295,7 +300,7 @@ fn limit_text(limit: Limit) -> String {
 
 fn limit_advice(limit: Limit) -> &'static str {
     match limit {
-        Limit::States(_) => "raise --max-states (memory grows with it, about 60 bytes a state)",
+        Limit::States(_) => "raise --max-states (memory grows with it, about 100 bytes a state)",
         Limit::Time(_) => "raise --max-seconds",
         Limit::Memory(_) => "raise --max-memory-mb",
     }
@@ -383,7 +388,7 @@ fn model_check_text(out: &mut String, report: &Report, timing: bool) {
         format!(
             ", {:.2} s, {} MiB",
             report.elapsed().as_secs_f64(),
-            report.peak_bytes().div_ceil(1 << 20)
+            peak_memory(report).div_ceil(1 << 20)
         )
     } else {
         String::new()
@@ -428,7 +433,7 @@ fn model_check_text(out: &mut String, report: &Report, timing: bool) {
         Verdict::Inconclusive(limit) => {
             let _ = writeln!(
                 out,
-                "  INCONCLUSIVE: no state covered breaks a property, but states remain unexplored: this is \
+                "  INCONCLUSIVE: no state covered breaks a property, but the search did not finish: this is \
                  no proof.\n  To finish: {}; or choose durations with a larger common divisor (the time unit \
                  is {}).",
                 limit_advice(limit),
@@ -647,7 +652,7 @@ fn json_check(r: &Report, timing: bool) -> JsonCheck {
         states: r.states(),
         depth: r.runs.last().map_or(0, |run| run.depth),
         elapsed_ms: timing.then_some(r.elapsed().as_millis()),
-        peak_memory_mib: timing.then_some(r.peak_bytes().div_ceil(1 << 20)),
+        peak_memory_mib: timing.then_some(peak_memory(r).div_ceil(1 << 20)),
         unit_ms: r.unit.as_millis(),
         rounded: r.rounded,
         network_checked: r.rounded.then_some(r.network),
@@ -668,6 +673,7 @@ fn json_check(r: &Report, timing: bool) -> JsonCheck {
                 stop: match run.stop {
                     Stop::Complete => "complete".to_owned(),
                     Stop::Failure => "failure".to_owned(),
+                    Stop::Found => "found what it looked for".to_owned(),
                     Stop::Limit(limit) => limit_text(limit),
                 },
             })
@@ -756,4 +762,45 @@ fn json_report(
         }),
     };
     serde_json::to_string_pretty(&json).unwrap_or_default() + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A vacuous proof says so, names the witness, and exits 1.
+    #[test]
+    fn a_vacuous_report_says_why_and_exits_one() {
+        let config = Config::default();
+        let mut report = check::check(&config, CheckOptions::default()).unwrap();
+        report.verdict = Verdict::Vacuous;
+        for p in &mut report.properties {
+            if p.name == names::SLOW_REACHED {
+                p.status = Status::Unreachable;
+            }
+        }
+        let mut out = String::new();
+        model_check_text(&mut out, &report, false);
+        assert!(out.contains("Model check: VACUOUS"), "{out}");
+        assert!(
+            out.contains("sometimes-slow cannot happen in this model"),
+            "{out}"
+        );
+        assert!(out.contains("UNREACHABLE  sometimes-slow\n"), "{out}");
+        assert_eq!(exit_code(true, &Ok(report)), 1);
+    }
+
+    /// Inconclusive is 3, never 0; a broken rule is 1 whatever the search did.
+    #[test]
+    fn exit_codes() {
+        let config = Config::default();
+        let mut report = check::check(&config, CheckOptions::default()).unwrap();
+        assert_eq!(exit_code(true, &Ok(report.clone())), 0);
+        assert_eq!(exit_code(false, &Ok(report.clone())), 1);
+        report.verdict = Verdict::Inconclusive(Limit::States(1));
+        assert_eq!(exit_code(true, &Ok(report.clone())), 3);
+        assert_eq!(exit_code(false, &Ok(report.clone())), 1);
+        report.verdict = Verdict::Failed;
+        assert_eq!(exit_code(true, &Ok(report)), 1);
+    }
 }

@@ -48,7 +48,8 @@ pub struct Limits {
     pub max_states: usize,
     /// Wall time.
     pub max_time: Option<Duration>,
-    /// Bytes held by the search's own tables and frontier.
+    /// Bytes: the search's own tables and frontier, or the process's resident memory, whichever
+    /// is larger.
     pub max_bytes: usize,
 }
 
@@ -80,6 +81,9 @@ pub enum Stop {
     Complete,
     /// Stopped at the first failing `always` property, as asked.
     Failure,
+    /// Stopped once every target property had a discovery, as asked
+    /// ([`SearchOptions::until_found`]).
+    Found,
     /// A limit was reached first.
     Limit(Limit),
 }
@@ -93,6 +97,10 @@ pub struct SearchOptions {
     pub limits: Limits,
     /// Called about once a second with the unique states so far and the time taken.
     pub progress: Option<fn(usize, Duration)>,
+    /// Properties (bit `i` for the `i`-th of `Model::properties()`) whose discovery ends the
+    /// search: once every one of them has one, the search stops with [`Stop::Found`]. Zero:
+    /// no such stop.
+    pub until_found: u64,
 }
 
 /// What a search found.
@@ -144,9 +152,30 @@ struct Graph {
     idle: Vec<bool>,
 }
 
+/// A field of `/proc/self/status` in bytes (Linux; `None` elsewhere).
+fn proc_status(field: &str) -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
+/// The process's resident memory now, where the system tells it.
+#[must_use]
+pub fn resident_bytes() -> Option<usize> {
+    proc_status("VmRSS:")
+}
+
+/// The most resident memory the process has held, where the system tells it.
+#[must_use]
+pub fn peak_resident_bytes() -> Option<usize> {
+    proc_status("VmHWM:")
+}
+
 impl Graph {
     fn bytes(&self) -> usize {
-        self.table.capacity() * (size_of::<u32>() + 1)
+        // A hash table keeps its buckets at most 7/8 full, each an index and a control byte.
+        self.table.capacity() * 8 / 7 * (size_of::<u32>() + 1)
             + self.fingerprints.capacity() * size_of::<Fingerprint>()
             + self.parents.capacity() * size_of::<u32>()
             + self.edge_start.capacity() * size_of::<usize>()
@@ -217,7 +246,9 @@ impl Graph {
     }
 }
 
-/// Searches `model` breadth-first, level by level.
+/// Searches `model` breadth-first, level by level. `next_state` returning `None` means the
+/// action leaves the state as it is (stateright's meaning); `within_boundary` is not consulted
+/// and `eventually` properties are not evaluated (no model here uses them).
 pub fn search<M>(model: &M, options: SearchOptions) -> Found<M::Action>
 where
     M: Timed,
@@ -286,16 +317,34 @@ where
     let mut actions = Vec::new();
     let mut last_progress = WallInstant::now();
     let mut expanded = 0usize;
+    let targets_found = |discoveries: &[Option<u32>]| {
+        options.until_found != 0
+            && discoveries
+                .iter()
+                .enumerate()
+                .all(|(k, d)| d.is_some() || k >= 64 || options.until_found & (1 << k) == 0)
+    };
+    if stop.is_none() && targets_found(&discoveries) {
+        stop = Some(Stop::Found);
+    }
     'levels: while stop.is_none() && !level.is_empty() {
-        for (i, state) in level.drain(..) {
+        let level_len = level.len();
+        for (done, (i, state)) in level.drain(..).enumerate() {
             debug_assert_eq!(i as usize, graph.edge_start.len() - 1);
             expanded += 1;
             if expanded % 1024 == 0 {
-                let frontier: usize = next.len() * state_bytes
+                let frontier: usize = (next.len() + level_len - done) * state_bytes
                     + next.iter().map(|(_, s)| model.heap_bytes(s)).sum::<usize>();
                 let bytes = graph.bytes() + frontier;
                 peak = peak.max(bytes);
-                if bytes > limits.max_bytes {
+                // The estimate leaves out the allocator's own overhead: every so often the
+                // process's resident memory is asked too, and the larger counts.
+                let resident = if expanded % (1 << 14) == 0 {
+                    resident_bytes().unwrap_or(0)
+                } else {
+                    0
+                };
+                if bytes.max(resident) > limits.max_bytes {
                     stop = Some(Stop::Limit(Limit::Memory(limits.max_bytes)));
                     break 'levels;
                 }
@@ -320,6 +369,12 @@ where
             model.actions(&state, &mut actions);
             for action in actions.drain(..) {
                 let Some(succ) = model.next_state(&state, action.clone()) else {
+                    // The action leaves the state as it is.
+                    if model.lets_time_pass(&action) {
+                        lets_time_pass = true;
+                        idle = true;
+                    }
+                    graph.edges.push(i);
                     continue;
                 };
                 let fp = fingerprint(&succ);
@@ -340,7 +395,10 @@ where
                     next.push((j, succ));
                     if failed && options.stop_at_first_failure {
                         stop = Some(Stop::Failure);
-                        depth += 1;
+                    } else if targets_found(&discoveries) {
+                        stop = Some(Stop::Found);
+                    }
+                    if stop.is_some() {
                         break 'levels;
                     }
                 }
@@ -354,15 +412,26 @@ where
         }
         std::mem::swap(&mut level, &mut next);
     }
+    // Stopped within a level: what was found of the next one is one deeper.
+    if !next.is_empty() {
+        depth += 1;
+    }
     let frontier: usize = (level.len() + next.len()) * state_bytes;
     peak = peak.max(graph.bytes() + frontier);
     drop(level);
     drop(next);
-    let stop = stop.unwrap_or(Stop::Complete);
+    let mut stop = stop.unwrap_or(Stop::Complete);
+    // The time-lock pass builds the reverse graph: the edges once more, and per state two
+    // offsets, a flag and a work-list slot.
+    let time_lock_bytes = graph.bytes()
+        + graph.edges.len() * size_of::<u32>()
+        + graph.fingerprints.len() * (2 * size_of::<usize>() + 1 + size_of::<u32>());
+    if stop == Stop::Complete && time_lock_bytes > limits.max_bytes {
+        stop = Stop::Limit(Limit::Memory(limits.max_bytes));
+    }
     let (time_lock, idle_states) = if stop == Stop::Complete {
         let locked = graph.first_time_lock();
-        // The reverse graph doubles the edge lists for a moment.
-        peak = peak.max(graph.bytes() + graph.edges.len() * 4 + graph.fingerprints.len() * 17);
+        peak = peak.max(time_lock_bytes);
         (
             Some(locked.map(|i| replay(model, &graph, i))),
             graph.idle.iter().filter(|&&b| b).count(),
@@ -393,6 +462,7 @@ where
     M::State: Hash,
     M::Action: Clone,
 {
+    // A deterministic model replays exactly: the parent chain was built from these very steps.
     let chain = graph.path_to(target);
     let want = |k: usize| graph.fingerprints[chain[k] as usize];
     let Some(mut state) = model
@@ -412,8 +482,7 @@ where
             (fingerprint(&next) == want(k)).then_some((a, next))
         });
         let Some((action, next)) = step else {
-            // Unreachable for a deterministic model: the parent chain was built from these
-            // very steps.
+            debug_assert!(false, "a step of the parent chain did not replay");
             break;
         };
         path.push(action);

@@ -7,6 +7,7 @@ use std::time::Duration;
 use heartbeat_core::{ClientConfig, Config, NetworkAssumptions, ServerConfig};
 use heartbeat_model::check::{check, names, CheckOptions, Report, Status, Verdict};
 use heartbeat_model::cli::{load_config, run_check, CheckSettings, Format};
+use heartbeat_model::explore::Limits;
 use heartbeat_model::render;
 use proptest::prelude::*;
 
@@ -240,6 +241,85 @@ proptest! {
         let v = config.validate();
         let r = full(&config);
         prop_assert!(!matches!(r.verdict, Verdict::Inconclusive(_)));
+        prop_assert_eq!(
+            Some(v.is_ok()),
+            r.safety(),
+            "validate: {:?}\nchecker: {:?}",
+            v.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            verdicts(&r)
+        );
+    }
+}
+
+/// Millisecond assumptions against whole-second timers, favouring the edges: the pong timeout
+/// equal to the ping interval, many misses before a reconnect, Slow one miss before it.
+fn ms_config() -> impl Strategy<Value = Config> {
+    (
+        (2..=6u64, 1..=6u64, 2..=8u32, any::<bool>(), any::<bool>()),
+        (1..=8u64, 1..=12u64, 0..=7u64, 0..=2u32, 1..=5u64),
+        (0..=900u64, 0..=2_500u64, 0..=900u64),
+    )
+        .prop_map(
+            |(
+                (ping, timeout, max_missed, slow_last, timeout_is_ping),
+                (sping, idle, min, strikes, connect),
+                (lat, delay, late),
+            )| {
+                let s = Duration::from_secs;
+                let ms = Duration::from_millis;
+                Config {
+                    client: ClientConfig {
+                        ping_interval: s(ping),
+                        pong_timeout: if timeout_is_ping {
+                            s(ping)
+                        } else {
+                            s(timeout.min(ping))
+                        },
+                        max_missed_pongs: max_missed,
+                        slow_threshold: if slow_last { max_missed - 1 } else { 1 },
+                        connect_timeout: s(connect),
+                        stall_threshold: s(5),
+                        ..ClientConfig::default()
+                    },
+                    server: ServerConfig {
+                        ping_interval: s(sping),
+                        idle_timeout: s(idle),
+                        min_client_ping_interval: s(min),
+                        max_ping_strikes: strikes,
+                    },
+                    network: NetworkAssumptions {
+                        max_latency: ms(lat),
+                        max_server_delay: ms(delay),
+                        max_timer_lateness: ms(late),
+                    },
+                }
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases() / 4))]
+
+    /// The cross-check on millisecond assumptions: wherever the check decides properties 1-4
+    /// (on the corners, a rounded grid or the exact unit), it agrees with `validate()`. A
+    /// configuration within a few milliseconds of a rule's edge may need the exact unit and
+    /// come out inconclusive; those are set aside (and counted by proptest's rejections).
+    #[test]
+    fn validate_agrees_with_the_model_checker_in_milliseconds(config in ms_config()) {
+        let v = config.validate();
+        let r = check(
+            &config,
+            CheckOptions {
+                stop_at_first_failure: false,
+                limits: Limits {
+                    max_states: 400_000,
+                    ..Limits::default()
+                },
+                ..CheckOptions::default()
+            },
+        )
+        .expect("checkable");
+        prop_assume!(r.safety().is_some());
         prop_assert_eq!(
             Some(v.is_ok()),
             r.safety(),

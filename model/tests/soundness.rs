@@ -1,0 +1,423 @@
+//! The checker never says more than it showed. One test per way it used to (issue "Sound
+//! verdicts"): a cut-off run reported as a proof, time-locks taken for endings, undecided
+//! properties printed as holding, counterexamples that were not the shortest; and the
+//! abstraction that gives millisecond configurations a real verdict.
+
+use std::time::Duration;
+
+use heartbeat_core::{ClientConfig, Config, NetworkAssumptions, ServerConfig};
+use heartbeat_model::check::{
+    check, names, Action, Approximation, CheckOptions, HeartbeatModel, Report, State, Status,
+    Verdict,
+};
+use heartbeat_model::cli::{run_check, CheckSettings, Format};
+use heartbeat_model::explore::{self, Limit, Limits, SearchOptions, Stop, Timed};
+use proptest::prelude::*;
+use stateright::{Model, Property};
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+fn s(v: u64) -> Duration {
+    Duration::from_secs(v)
+}
+
+fn with_budget(max_states: usize) -> CheckOptions {
+    CheckOptions {
+        limits: Limits {
+            max_states,
+            ..Limits::default()
+        },
+        ..CheckOptions::default()
+    }
+}
+
+fn statuses(r: &Report) -> Vec<(&'static str, Status)> {
+    r.properties.iter().map(|p| (p.name, p.status)).collect()
+}
+
+/// The default configuration with a 50,000-state budget used to print "proven" at 39,272 of
+/// its 194,482 states: stateright's budget counted generated states.
+#[test]
+fn a_budget_below_the_state_space_is_inconclusive_never_proven() {
+    let r = check(&Config::default(), with_budget(50_000)).unwrap();
+    assert_eq!(r.verdict, Verdict::Inconclusive(Limit::States(50_000)));
+    assert_eq!(r.states(), 50_000, "the budget counts unique states");
+    assert!(!r.proven());
+    assert_eq!(r.safety(), None);
+    for p in &r.properties {
+        assert!(
+            matches!(p.status, Status::Undecided | Status::Reached),
+            "{}: {:?}",
+            p.name,
+            p.status
+        );
+    }
+    let out = run_check(
+        &Config::default(),
+        "default",
+        Format::Text,
+        CheckSettings {
+            max_states: 50_000,
+            ..CheckSettings::default()
+        },
+        false,
+    );
+    assert_eq!(out.exit_code, 3, "{}", out.output);
+    assert!(
+        out.output.contains("INCONCLUSIVE") && out.output.contains("--max-states"),
+        "{}",
+        out.output
+    );
+    assert!(!out.output.contains("proven"), "{}", out.output);
+}
+
+/// One state more than the space, and the same check is complete.
+#[test]
+fn a_budget_of_exactly_the_state_space_completes() {
+    let r = check(&Config::default(), with_budget(194_482)).unwrap();
+    assert_eq!(r.verdict, Verdict::Proven);
+    let r = check(&Config::default(), with_budget(194_481)).unwrap();
+    assert_eq!(r.verdict, Verdict::Inconclusive(Limit::States(194_481)));
+}
+
+/// A configuration that breaks R2 used to "prove" with a 10,000-state budget.
+#[test]
+fn a_broken_config_is_never_proven_under_a_small_budget() {
+    let mut config = Config::default();
+    config.client.ping_interval = s(10);
+    config.client.pong_timeout = s(10);
+    config.client.max_missed_pongs = 2;
+    config.client.slow_threshold = 1;
+    config.server.ping_interval = s(30);
+    assert!(!config.validate().is_ok());
+    for budget in [100, 1_000, 10_000] {
+        let r = check(&config, with_budget(budget)).unwrap();
+        assert_ne!(r.verdict, Verdict::Proven, "budget {budget}");
+        let out = run_check(
+            &config,
+            "r2",
+            Format::Json,
+            CheckSettings {
+                max_states: budget,
+                ..CheckSettings::default()
+            },
+            false,
+        );
+        assert_ne!(out.exit_code, 0, "budget {budget}");
+    }
+}
+
+/// Time and memory limits end a search as inconclusive too.
+#[test]
+fn time_and_memory_limits_are_inconclusive() {
+    let options = CheckOptions {
+        limits: Limits {
+            max_time: Some(Duration::ZERO),
+            ..Limits::default()
+        },
+        ..CheckOptions::default()
+    };
+    let r = check(&Config::default(), options).unwrap();
+    assert!(matches!(r.verdict, Verdict::Inconclusive(Limit::Time(_))));
+    let options = CheckOptions {
+        limits: Limits {
+            max_bytes: 1 << 20,
+            ..Limits::default()
+        },
+        ..CheckOptions::default()
+    };
+    let r = check(&Config::default(), options).unwrap();
+    assert_eq!(r.verdict, Verdict::Inconclusive(Limit::Memory(1 << 20)));
+    assert!(r.peak_bytes() > 1 << 20);
+}
+
+/// The story's default with 30 s pings and a 7 ms latency used to print "proven (12,946,403
+/// states ...)" while its exact space was still growing past 25 M states. Now it is proven on
+/// a rounded grid, with every search complete and the rounded bounds said to be rounded.
+#[test]
+fn a_millisecond_latency_gets_a_complete_verdict() {
+    let mut config = Config::default();
+    config.client.ping_interval = s(30);
+    config.network.max_latency = ms(7);
+    let r = check(&config, CheckOptions::default()).unwrap();
+    assert_eq!(r.verdict, Verdict::Proven, "{:?}", statuses(&r));
+    assert!(r.rounded);
+    assert_eq!(r.network.max_latency, s(1));
+    assert!(r.runs.iter().skip(1).all(|run| run.stop == Stop::Complete));
+    let last = r.runs.last().unwrap();
+    assert_eq!(last.approximation, Approximation::Over);
+    // The printed bounds are the rounded ones: weaker than the configured assumptions', never
+    // stronger.
+    let exact = config.guarantees();
+    assert!(r.guarantees.detection_bound >= exact.detection_bound);
+    assert!(r.guarantees.warning_lead <= exact.warning_lead);
+    let out = run_check(
+        &config,
+        "30s-7ms",
+        Format::Text,
+        CheckSettings::default(),
+        false,
+    );
+    assert_eq!(out.exit_code, 0);
+    assert!(out.output.contains("rounded up"), "{}", out.output);
+    assert!(
+        out.output
+            .contains("Guarantees (of the rounded assumptions)"),
+        "{}",
+        out.output
+    );
+}
+
+/// The R1 edge in milliseconds (7 ms latency, 5014 ms pong timeout, 5 s server delay) fails
+/// validation; the model check used to print "proven" with no-missed-pong "holds".
+#[test]
+fn the_r1_edge_in_milliseconds_fails_with_a_counterexample() {
+    let mut config = Config::default();
+    config.network.max_latency = ms(7);
+    config.client.pong_timeout = ms(5014);
+    config.network.max_server_delay = s(5);
+    assert!(!config.validate().is_ok());
+    let r = check(&config, CheckOptions::default()).unwrap();
+    assert_eq!(r.verdict, Verdict::Failed);
+    let failure = r.first_failure().unwrap();
+    assert_eq!(failure.name, names::NO_MISSED_PONG);
+    assert!(failure.trace.is_some());
+}
+
+/// After the first failure, the properties not decided used to print "holds" and
+/// `safety_proven()` returned true; a failure of property 5 found first could hide one of 1-4.
+#[test]
+fn properties_not_decided_are_not_checked() {
+    let mut config = Config::default();
+    config.client.connect_timeout = s(80);
+    let r = check(&config, CheckOptions::default()).unwrap();
+    assert_eq!(r.verdict, Verdict::Failed);
+    for p in &r.properties {
+        let want = if p.name == names::BOUNDED_DETECTION {
+            Status::Fails
+        } else if p.status == Status::Reached {
+            Status::Reached
+        } else {
+            Status::NotChecked
+        };
+        assert_eq!(p.status, want, "{}", p.name);
+    }
+    assert_eq!(r.safety(), None, "1-4 were not decided");
+    let out = run_check(
+        &config,
+        "connect-80s",
+        Format::Json,
+        CheckSettings::default(),
+        false,
+    );
+    let v: serde_json::Value = serde_json::from_str(&out.output).unwrap();
+    let props = v["model_check"]["properties"].as_array().unwrap();
+    let safety = props
+        .iter()
+        .find(|p| p["name"] == names::NO_SPURIOUS_RECONNECT)
+        .unwrap();
+    assert_eq!(safety["status"], "not checked");
+    assert!(safety["holds"].is_null());
+    let text = run_check(
+        &config,
+        "connect-80s",
+        Format::Text,
+        CheckSettings::default(),
+        false,
+    );
+    assert!(
+        text.output.contains("not checked  no-spurious-reconnect"),
+        "{}",
+        text.output
+    );
+    // A full search decides them all.
+    let r = check(
+        &config,
+        CheckOptions {
+            stop_at_first_failure: false,
+            ..CheckOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.safety(), Some(true), "{:?}", statuses(&r));
+    assert_eq!(
+        r.property(names::BOUNDED_DETECTION).unwrap().status,
+        Status::Fails
+    );
+    // The shortest counterexample: a cut before the handshake response, then the connect
+    // timeout (stateright printed 6 actions).
+    assert_eq!(r.first_failure().unwrap().path_len, Some(2));
+}
+
+/// A core whose client timer fires without moving its deadline (like `poll_timeout` ignoring
+/// `answered`), or whose server never acts on its due idle deadline (`>` for `>=`), stops time.
+/// Such states used to count as endings; now they are time-locks with a path.
+struct Frozen {
+    inner: HeartbeatModel,
+    /// Which timer the "mutant" breaks.
+    timer: Action,
+}
+
+impl Model for Frozen {
+    type State = State;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<State> {
+        self.inner.init_states()
+    }
+
+    fn actions(&self, state: &State, actions: &mut Vec<Action>) {
+        self.inner.actions(state, actions);
+    }
+
+    fn next_state(&self, state: &State, action: Action) -> Option<State> {
+        if action == self.timer {
+            // The timer fires and nothing changes: its deadline stays due.
+            return Some(state.clone());
+        }
+        self.inner.next_state(state, action)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        vec![Property::always("true", |_, _| true)]
+    }
+}
+
+impl Timed for Frozen {
+    fn lets_time_pass(&self, action: &Action) -> bool {
+        self.inner.lets_time_pass(action)
+    }
+
+    fn is_ending(&self, state: &State) -> bool {
+        self.inner.is_ending(state)
+    }
+}
+
+#[test]
+fn a_timer_that_never_moves_its_deadline_is_a_time_lock() {
+    for timer in [Action::ClientTimer, Action::ServerTimer] {
+        let model = Frozen {
+            inner: HeartbeatModel::new(Config::default()),
+            timer,
+        };
+        let found = explore::search(&model, SearchOptions::default());
+        assert_eq!(found.stop, Stop::Complete);
+        let path = found
+            .time_lock
+            .expect("decided after a complete run")
+            .expect("a time-locked state");
+        // The path ends where the broken timer is due: replaying it reaches a state that
+        // offers that timer and not the passing of time.
+        let mut state = model.init_states().remove(0);
+        for a in &path {
+            state = model.next_state(&state, *a).unwrap();
+        }
+        let mut actions = Vec::new();
+        model.actions(&state, &mut actions);
+        assert!(actions.contains(&timer), "{timer:?}: {actions:?}");
+        assert!(!actions.contains(&Action::Tick), "{timer:?}: {actions:?}");
+    }
+    // The real core has none.
+    let found = explore::search(
+        &HeartbeatModel::new(Config::default()),
+        SearchOptions::default(),
+    );
+    assert_eq!(found.time_lock, Some(None));
+}
+
+/// A configuration in whole seconds, valid or not, satisfying the per-side rules.
+fn small_config() -> impl Strategy<Value = Config> {
+    (
+        (2..=6u64, 1..=6u64, 2..=4u32, 1..=3u32, 1..=5u64),
+        (1..=8u64, 1..=12u64, 0..=7u64, 0..=2u32),
+        (0..=2u64, 0..=3u64, 0..=1u64),
+    )
+        .prop_map(
+            |(
+                (ping, timeout, max_missed, slow, connect),
+                (sping, idle, min, strikes),
+                (lat, delay, late),
+            )| Config {
+                client: ClientConfig {
+                    ping_interval: s(ping),
+                    pong_timeout: s(timeout.min(ping)),
+                    max_missed_pongs: max_missed,
+                    slow_threshold: slow.min(max_missed - 1),
+                    connect_timeout: s(connect),
+                    stall_threshold: s(5),
+                    ..ClientConfig::default()
+                },
+                server: ServerConfig {
+                    ping_interval: s(sping),
+                    idle_timeout: s(idle),
+                    min_client_ping_interval: s(min),
+                    max_ping_strikes: strikes,
+                },
+                network: NetworkAssumptions {
+                    max_latency: s(lat),
+                    max_server_delay: s(delay),
+                    max_timer_lateness: s(late),
+                },
+            },
+        )
+}
+
+fn scaled(config: &Config, k: u32) -> Config {
+    let (mut c, n) = (*config, config.network);
+    c.client.ping_interval *= k;
+    c.client.pong_timeout *= k;
+    c.client.connect_timeout *= k;
+    c.client.stall_threshold *= k;
+    c.client.backoff_initial *= k;
+    c.client.backoff_max *= k;
+    c.server.ping_interval *= k;
+    c.server.idle_timeout *= k;
+    c.server.min_client_ping_interval *= k;
+    c.network = NetworkAssumptions {
+        max_latency: n.max_latency * k,
+        max_server_delay: n.max_server_delay * k,
+        max_timer_lateness: n.max_timer_lateness * k,
+    };
+    c
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The same configuration in other units gets the same verdict, property by property, from
+    /// searches of the same sizes.
+    #[test]
+    fn the_verdict_does_not_depend_on_the_unit(config in small_config()) {
+        let base = check(&config, CheckOptions::default()).unwrap();
+        for k in [10, 1000] {
+            let other = check(&scaled(&config, k), CheckOptions::default()).unwrap();
+            prop_assert_eq!(base.verdict, other.verdict, "x{}", k);
+            prop_assert_eq!(statuses(&base), statuses(&other), "x{}", k);
+            let sizes = |r: &Report| r.runs.iter().map(|run| run.states).collect::<Vec<_>>();
+            prop_assert_eq!(sizes(&base), sizes(&other), "x{}", k);
+            prop_assert_eq!(base.unit * k, other.unit);
+        }
+    }
+
+    /// Rounding the assumptions up only weakens the bounds the check prints: what a rounded
+    /// proof shows is still true of the configured assumptions.
+    #[test]
+    fn rounded_up_assumptions_give_weaker_bounds(
+        config in small_config(),
+        extra in (0..=3_000u64, 0..=3_000u64, 0..=3_000u64),
+    ) {
+        let exact = config.guarantees();
+        let mut up = config;
+        up.network.max_latency += ms(extra.0);
+        up.network.max_server_delay += ms(extra.1);
+        up.network.max_timer_lateness += ms(extra.2);
+        let rounded = up.guarantees();
+        prop_assert!(rounded.detection_bound >= exact.detection_bound);
+        prop_assert!(rounded.slow_bound >= exact.slow_bound);
+        prop_assert!(rounded.warning_lead <= exact.warning_lead);
+        prop_assert!(rounded.server_detection_bound >= exact.server_detection_bound);
+        prop_assert_eq!(rounded.client_tolerance, exact.client_tolerance);
+    }
+}
