@@ -1297,7 +1297,10 @@ pub fn check(config: &Config, options: CheckOptions) -> Result<Report, CheckErro
     let mut verdicts = Verdicts::new(config, options);
     let exact_unit = HeartbeatModel::new(*config).unit;
     let coarser = !options.exact && gcd_of(timer_durations(config)) > us(exact_unit);
-    if coarser {
+    let grids = if coarser { grids(config) } else { Vec::new() };
+    // A valid configuration with no usable grid has only the exact model to prove it; an
+    // invalid one may still be refuted quickly by the corners.
+    if coarser && (!grids.is_empty() || !config.validate().is_ok()) {
         // Small spaces get the exact model straight away (and its shortest counterexamples); a
         // probe of the exact model tells them apart.
         let probe = SearchOptions {
@@ -1311,7 +1314,7 @@ pub fn check(config: &Config, options: CheckOptions) -> Result<Report, CheckErro
         if verdicts.absorb(exact, Partial::Yes) {
             return Ok(verdicts.report());
         }
-        for (unit, network) in grids(config) {
+        for (unit, network) in grids {
             let rounded = Config { network, ..*config };
             let over = search(
                 HeartbeatModel::on_grid(*config, network, unit, rounded.guarantees()),

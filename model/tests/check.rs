@@ -53,6 +53,8 @@ fn default_config_is_proven_and_its_bounds_are_tight() {
     assert_eq!(r.states(), 194_482);
     assert_eq!(r.unit, Duration::from_secs(1));
     assert!(!r.rounded);
+    // docs/invariants.md: a connected client always has a timer, so no state waits for nothing.
+    assert_eq!(r.idle_states, 0);
     for name in [
         names::SLOW_REACHED,
         names::SLOW_THEN_RECOVERED,

@@ -31,6 +31,30 @@ fn check_proves_the_default_and_exits_zero() {
 }
 
 #[test]
+fn a_search_cut_short_exits_three_and_help_lists_the_exit_codes() {
+    let (code, out, _) = heartbeat(&["check", "--max-states", "50000"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("Model check: INCONCLUSIVE"), "{out}");
+    assert!(!out.contains("proven"), "{out}");
+    let (code, out, _) = heartbeat(&["check", "--max-states", "50000", "--format", "json"]);
+    assert_eq!(code, 3);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["model_check"]["verdict"], "inconclusive");
+    assert_eq!(v["exit_code"], 3);
+    assert_eq!(v["ok"], false);
+    let (code, help, _) = heartbeat(&["check", "--help"]);
+    assert_eq!(code, 0);
+    for line in [
+        "0  proven",
+        "1  a rule or a property fails",
+        "2  unusable input",
+        "3  inconclusive",
+    ] {
+        assert!(help.contains(line), "{line}: {help}");
+    }
+}
+
+#[test]
 fn check_rejects_a_short_tolerance_with_exit_one_and_a_diagram() {
     let (code, out, _) = heartbeat(&["check", &format!("{}/tolerance-too-short.toml", configs())]);
     assert_eq!(code, 1);
