@@ -293,7 +293,7 @@ fn peak_memory(report: &Report) -> usize {
 fn limit_text(limit: Limit) -> String {
     match limit {
         Limit::States(n) => format!("the state limit ({} unique states)", thousands(n)),
-        Limit::Time(t) => format!("the time limit ({})", H(t)),
+        Limit::Time(t) => format!("the time limit ({:.1} s)", t.as_secs_f64()),
         Limit::Memory(b) => format!("the memory limit ({} MiB)", b >> 20),
     }
 }
