@@ -948,6 +948,8 @@ pub struct PropertyResult {
     pub trace: Option<Trace>,
     /// The number of actions in that path (its length, which the search minimises).
     pub path_len: Option<usize>,
+    /// The search that decided it, if any: a path is shortest within that search's model.
+    pub decided_by: Option<Approximation>,
 }
 
 /// The verdict on a configuration's model.
@@ -1017,16 +1019,23 @@ pub struct Run {
 pub struct Report {
     /// The verdict.
     pub verdict: Verdict,
-    /// The searches, in order; the last decided.
+    /// The searches, in order.
     pub runs: Vec<Run>,
-    /// The time unit of the deciding search.
+    /// The index in `runs` of the search that decided the `always` properties (the last search
+    /// that decided one; the last search when none did).
+    pub deciding: usize,
+    /// The time unit of the deciding search (the grid of a rounded proof).
     pub unit: Duration,
+    /// The exact model's time unit: the greatest common divisor of every duration.
+    pub exact_unit: Duration,
     /// The assumptions the `always` verdicts cover: the configured ones, or the rounded-up ones
-    /// of an over-approximation (which include every behaviour of the configured ones).
+    /// of the over-approximations that decided (which include every behaviour of the configured
+    /// ones; with more than one grid, the largest of each).
     pub network: NetworkAssumptions,
     /// True when `network` was rounded up from the configuration's.
     pub rounded: bool,
-    /// The bounds checked by properties 1, 5 and 6 (from `network`: weaker when rounded).
+    /// The bounds proven by properties 1, 5 and 6: the configuration's, or when rounded the
+    /// weakest of those the deciding over-approximations checked.
     pub guarantees: Guarantees,
     /// States where time passes and nothing changes (no timer, nothing in flight), when known.
     pub idle_states: usize,
@@ -1196,6 +1205,7 @@ impl Searched {
             status,
             trace,
             path_len: path.map(Vec::len),
+            decided_by: Some(self.approximation),
         }
     }
 }
@@ -1361,7 +1371,7 @@ enum Partial {
 
 /// States a first search of the exact model may take before the check turns to the smaller
 /// models (corners, rounded grids).
-const EXACT_PROBE_STATES: usize = 250_000;
+const EXACT_PROBE_STATES: usize = 500_000;
 
 /// What the searches of one check have decided so far, property by property.
 struct Verdicts<'a> {
@@ -1374,6 +1384,8 @@ struct Verdicts<'a> {
     limit: Option<Limit>,
     /// The rounded search that decided something: its unit, assumptions and bounds.
     rounded: Option<(NetworkAssumptions, Guarantees)>,
+    /// The index in `runs` of the last search that decided an `always` property.
+    deciding: Option<usize>,
     idle_states: usize,
 }
 
@@ -1388,6 +1400,7 @@ impl<'a> Verdicts<'a> {
             runs: Vec::new(),
             limit: None,
             rounded: None,
+            deciding: None,
             idle_states: 0,
         }
     }
@@ -1406,7 +1419,8 @@ impl<'a> Verdicts<'a> {
             let decides = match searched.approximation {
                 // Every behaviour of these is one of the configuration's.
                 Approximation::Exact => found || complete,
-                Approximation::Corners => found,
+                // Its transitions are a subset: a state stuck there may move in the exact model.
+                Approximation::Corners => found && name != names::TIME_ADVANCES,
                 // A superset of the behaviours: what holds (or cannot be reached) there holds
                 // (cannot be reached) here; its counterexamples and witnesses may be artefacts
                 // of the rounding.
@@ -1414,8 +1428,12 @@ impl<'a> Verdicts<'a> {
             };
             if decides {
                 self.results[i] = Some(searched.result(i, name, kind));
-                if searched.approximation == Approximation::Over && kind == Kind::Always {
-                    self.rounded = Some((searched.model.config.network, searched.model.guarantees));
+                if kind == Kind::Always {
+                    self.deciding = Some(self.runs.len() - 1);
+                    if searched.approximation == Approximation::Over {
+                        let this = (searched.model.config.network, searched.model.guarantees);
+                        self.rounded = Some(self.rounded.map_or(this, |was| weakest(was, this)));
+                    }
                 }
             }
         }
@@ -1485,6 +1503,7 @@ impl<'a> Verdicts<'a> {
                     status: undecided,
                     trace: None,
                     path_len: None,
+                    decided_by: None,
                 })
             })
             .collect();
@@ -1498,15 +1517,21 @@ impl<'a> Verdicts<'a> {
         let verdict = match self.limit {
             _ if failed => Verdict::Failed,
             Some(limit) if open => Verdict::Inconclusive(limit),
+            // Every search ended without a limit and something is open: cannot happen (the
+            // last search is a complete exact one), but never call it proven.
+            None if open => Verdict::Inconclusive(Limit::States(self.options.limits.max_states)),
             _ if vacuous => Verdict::Vacuous,
             _ => Verdict::Proven,
         };
         let (network, guarantees) = self
             .rounded
             .unwrap_or((self.config.network, self.config.guarantees()));
+        let deciding = self.deciding.unwrap_or(self.runs.len().saturating_sub(1));
         Report {
             verdict,
-            unit: self.runs.last().map_or(Duration::ZERO, |r| r.unit),
+            unit: self.runs.get(deciding).map_or(Duration::ZERO, |r| r.unit),
+            exact_unit: HeartbeatModel::new(*self.config).unit,
+            deciding,
             runs: self.runs,
             network,
             rounded: self.rounded.is_some(),
@@ -1515,6 +1540,29 @@ impl<'a> Verdicts<'a> {
             properties,
         }
     }
+}
+
+/// The weaker of two rounded proofs' assumptions and bounds, component by component: what both
+/// proofs support.
+fn weakest(
+    a: (NetworkAssumptions, Guarantees),
+    b: (NetworkAssumptions, Guarantees),
+) -> (NetworkAssumptions, Guarantees) {
+    let ((na, ga), (nb, gb)) = (a, b);
+    (
+        NetworkAssumptions {
+            max_latency: na.max_latency.max(nb.max_latency),
+            max_server_delay: na.max_server_delay.max(nb.max_server_delay),
+            max_timer_lateness: na.max_timer_lateness.max(nb.max_timer_lateness),
+        },
+        Guarantees {
+            client_tolerance: ga.client_tolerance.min(gb.client_tolerance),
+            detection_bound: ga.detection_bound.max(gb.detection_bound),
+            warning_lead: ga.warning_lead.min(gb.warning_lead),
+            slow_bound: ga.slow_bound.max(gb.slow_bound),
+            server_detection_bound: ga.server_detection_bound.max(gb.server_detection_bound),
+        },
+    )
 }
 
 /// Serves stateright's Explorer for `config` on `addr` (blocks).

@@ -101,7 +101,8 @@ pub struct CheckSettings {
     /// Also explore runs with two faults (an overload followed by a death or a cut).
     #[arg(long)]
     pub combined_faults: bool,
-    /// Stop with exit code 3 after this many unique states.
+    /// Stop with exit code 3 when one search would hold more than this many unique states
+    /// (each search of a check has this budget; memory grows with it).
     #[arg(long, default_value_t = Limits::default().max_states)]
     pub max_states: usize,
     /// Stop with exit code 3 after this many seconds.
@@ -363,11 +364,18 @@ fn text_report(
     };
     model_check_text(&mut out, report, timing);
     if let Some(failure) = report.first_failure() {
+        let within = match failure.decided_by {
+            Some(Approximation::Corners) => {
+                "; shortest among the runs with extreme delays, a real run of this configuration"
+            }
+            _ => "",
+        };
         let what = if failure.name == names::TIME_ADVANCES {
-            "Shortest path to a time-locked state (time can never pass again: a model error)"
-                .to_owned()
+            format!(
+                "Shortest path to a time-locked state (time can never pass again: a model error{within})"
+            )
         } else {
-            format!("Shortest counterexample ({})", failure.name)
+            format!("Shortest counterexample ({}{within})", failure.name)
         };
         let _ = writeln!(out, "{what}:\n");
         if let Some(t) = &failure.trace {
@@ -393,17 +401,22 @@ fn model_check_text(out: &mut String, report: &Report, timing: bool) {
     } else {
         String::new()
     };
-    let last = report.runs.last();
-    let depth = last.map_or(0, |r| r.depth);
+    let deciding = report.runs.get(report.deciding);
+    let depth = deciding.map_or(0, |r| r.depth);
     let searches = if report.runs.len() > 1 {
         format!(" in {} searches", report.runs.len())
     } else {
         String::new()
     };
+    let every = if report.rounded {
+        "every reachable state of the rounded model visited"
+    } else {
+        "every reachable state visited"
+    };
     let coverage = match report.verdict {
-        Verdict::Proven | Verdict::Vacuous => "every reachable state visited".to_owned(),
-        Verdict::Failed => match last.map(|r| r.stop) {
-            Some(Stop::Complete) => "every reachable state visited".to_owned(),
+        Verdict::Proven | Verdict::Vacuous => every.to_owned(),
+        Verdict::Failed => match deciding.map(|r| r.stop) {
+            Some(Stop::Complete) => every.to_owned(),
             _ => "stopped at the first failure".to_owned(),
         },
         Verdict::Inconclusive(limit) => format!("stopped at {}", limit_text(limit)),
@@ -421,8 +434,8 @@ fn model_check_text(out: &mut String, report: &Report, timing: bool) {
             out,
             "  checked on the timers' {} grid with the assumptions rounded up (latency <= {}, server delay <= {}, \
              timers late <= {}):\n  every behaviour of the configured assumptions is one of those, so what holds \
-             there holds here; the bounds below are the rounded ones (weaker, still true). Witnesses come from the \
-             configured assumptions with extreme delays only, a subset: they are real.",
+             there holds here; the bounds below are the rounded ones (weaker, still true). Counterexamples and \
+             witnesses come only from searches of behaviours the configuration has.",
             H(report.unit),
             H(m.max_latency),
             H(m.max_server_delay),
@@ -437,7 +450,7 @@ fn model_check_text(out: &mut String, report: &Report, timing: bool) {
                  no proof.\n  To finish: {}; or choose durations with a larger common divisor (the time unit \
                  is {}).",
                 limit_advice(limit),
-                H(report.unit)
+                H(report.exact_unit)
             );
         }
         Verdict::Vacuous => {
@@ -516,9 +529,11 @@ fn guarantees_text(out: &mut String, config: &Config, report: &Report) {
         "  - no spurious close of a live client ({})",
         names::NO_SPURIOUS_CLOSE
     );
-    let tight = report
-        .property(names::DETECTION_BOUND_REACHED)
-        .is_some_and(|p| p.status == Status::Reached);
+    // The witness reaches the configured bound; a rounded proof prints a larger one.
+    let tight = !report.rounded
+        && report
+            .property(names::DETECTION_BOUND_REACHED)
+            .is_some_and(|p| p.status == Status::Reached);
     let _ = writeln!(
         out,
         "  - a dead server or a cut network is detected within {}{} ({})",
@@ -547,15 +562,19 @@ fn guarantees_text(out: &mut String, config: &Config, report: &Report) {
         "  - the server closes a dead client's connection within {} (idle timeout + latency)",
         H(g.server_detection_bound)
     );
-    let worst = report
-        .property(names::DETECTION_BOUND_REACHED)
-        .filter(|p| p.status == Status::Reached)
-        .or_else(|| report.property(names::RECONNECT_WHEN_DEAD));
-    if let Some(t) = worst.and_then(|p| p.trace.as_ref()) {
-        let _ = writeln!(
-            out,
-            "\nWorst case: a dead server, detected as late as the model allows:\n"
-        );
+    let (title, witness) = if tight {
+        (
+            "Worst case: a dead server, detected as late as the model allows",
+            report.property(names::DETECTION_BOUND_REACHED),
+        )
+    } else {
+        (
+            "A dead server, detected (one run, not necessarily the latest)",
+            report.property(names::RECONNECT_WHEN_DEAD),
+        )
+    };
+    if let Some(t) = witness.and_then(|p| p.trace.as_ref()) {
+        let _ = writeln!(out, "\n{title}:\n");
         out.push_str(&render::ascii(&render::fold_routine(t, 4)));
     }
 }
@@ -590,8 +609,10 @@ struct JsonCheck {
     elapsed_ms: Option<u128>,
     peak_memory_mib: Option<usize>,
     unit_ms: u128,
-    /// The assumptions were rounded up to `unit_ms`; `network_checked` has them.
+    /// The assumptions were rounded up onto the grid `unit_ms`; `network_checked` has them.
     rounded: bool,
+    /// The exact model's time unit (the greatest common divisor of every duration).
+    exact_unit_ms: u128,
     network_checked: Option<heartbeat_core::NetworkAssumptions>,
     idle_states: usize,
     /// Every search, in order (the last decided).
@@ -622,8 +643,10 @@ struct JsonProperty {
     status: &'static str,
     /// `always` properties: true or false once decided, null when not.
     holds: Option<bool>,
-    /// Actions in the counterexample or witness.
+    /// Actions in the counterexample or witness: least within the model of `decided_by`.
     path_len: Option<usize>,
+    /// The search that decided it: "exact", "over" or "corners".
+    decided_by: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -634,6 +657,14 @@ struct JsonGuarantees {
     warning_lead: u128,
     slow_bound: u128,
     server_detection_bound: u128,
+}
+
+fn approximation_name(a: Approximation) -> &'static str {
+    match a {
+        Approximation::Exact => "exact",
+        Approximation::Over => "over",
+        Approximation::Corners => "corners",
+    }
 }
 
 fn json_check(r: &Report, timing: bool) -> JsonCheck {
@@ -650,22 +681,19 @@ fn json_check(r: &Report, timing: bool) -> JsonCheck {
             _ => None,
         },
         states: r.states(),
-        depth: r.runs.last().map_or(0, |run| run.depth),
+        depth: r.runs.get(r.deciding).map_or(0, |run| run.depth),
         elapsed_ms: timing.then_some(r.elapsed().as_millis()),
         peak_memory_mib: timing.then_some(peak_memory(r).div_ceil(1 << 20)),
         unit_ms: r.unit.as_millis(),
         rounded: r.rounded,
+        exact_unit_ms: r.exact_unit.as_millis(),
         network_checked: r.rounded.then_some(r.network),
         idle_states: r.idle_states,
         searches: r
             .runs
             .iter()
             .map(|run| JsonRun {
-                model: match run.approximation {
-                    Approximation::Exact => "exact",
-                    Approximation::Over => "over",
-                    Approximation::Corners => "corners",
-                },
+                model: approximation_name(run.approximation),
                 unit_ms: run.unit.as_millis(),
                 network: run.network,
                 states: run.states,
@@ -695,6 +723,7 @@ fn json_check(r: &Report, timing: bool) -> JsonCheck {
                     _ => None,
                 },
                 path_len: p.path_len,
+                decided_by: p.decided_by.map(approximation_name),
             })
             .collect(),
         counterexample: r
@@ -724,6 +753,7 @@ fn json_report(
             peak_memory_mib: None,
             unit_ms: 0,
             rounded: false,
+            exact_unit_ms: 0,
             network_checked: None,
             idle_states: 0,
             searches: Vec::new(),
