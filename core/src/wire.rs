@@ -1,8 +1,13 @@
 //! The heartbeat messages on the wire and their reference JSON text form.
 //!
 //! Adapters put these in WebSocket text frames: `{"type":"ping","seq":7}` and
-//! `{"type":"pong","seq":7}`. Decoding never panics and never allocates; anything that is not a
-//! heartbeat is reported as such, so adapters can pass it on to the application.
+//! `{"type":"pong","seq":7}`. [`Message::from_json`] takes out exact heartbeats only; every other
+//! text is application data, for the adapter to pass on untouched.
+//!
+//! The decoder reads text a peer chose, so it is a flat scanner over at most
+//! [`MAX_HEARTBEAT_LEN`] bytes: no recursion, no allocation, no panic, one forward pass. It must
+//! never grow into a general JSON parser: one that skips unknown values by recursion lets a single
+//! deeply nested frame overflow the stack of the thread that reads every connection.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,27 +30,25 @@ pub enum Message {
 /// The largest encoded message: `{"type":"ping","seq":18446744073709551615}`.
 pub const MAX_ENCODED_LEN: usize = 42;
 
-/// Why a text frame could not be decoded as a heartbeat message.
+/// The longest text, in bytes, that [`Message::from_json`] reads as a heartbeat; a longer text is
+/// application data without a look at its content.
+///
+/// [`MAX_ENCODED_LEN`] plus room for the whitespace a pretty-printing peer adds
+/// (`{\n  "type": "ping",\n  "seq": 7\n}` is 33 bytes). It bounds the decoder's work per frame
+/// whatever the frame's size.
+pub const MAX_HEARTBEAT_LEN: usize = 128;
+
+/// Why a text frame is not a heartbeat message.
+///
+/// Not `#[non_exhaustive]`: a new way for a text to fail would change what every adapter does
+/// with it, so the compiler should point at each `match`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum DecodeError {
-    /// The text is not a JSON object with a `type` field: most likely an application message.
+    /// The text is not exactly a heartbeat: application data, for the application. This includes
+    /// texts that merely look like one (`{"type":"ping","seq":-1}`, an extra member, two
+    /// heartbeats in one frame): what is not taken out must reach the application.
     #[error("not a heartbeat message")]
     NotHeartbeat,
-    /// The text has `"type":"ping"` or `"type":"pong"` but is otherwise malformed.
-    #[error("malformed heartbeat message: {reason}")]
-    Malformed {
-        /// What was wrong, for logs.
-        reason: &'static str,
-    },
-}
-
-/// The flat shape of a heartbeat on the wire, decoded without buffering.
-#[derive(Deserialize)]
-struct Raw<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Option<&'a str>,
-    seq: Option<u64>,
 }
 
 impl Message {
@@ -57,30 +60,27 @@ impl Message {
         }
     }
 
-    /// Decodes the JSON text form.
+    /// Decodes the JSON text form, taking out exact heartbeats only.
+    ///
+    /// A heartbeat is, in at most [`MAX_HEARTBEAT_LEN`] bytes: optional JSON whitespace, `{`,
+    /// exactly the two members `"type"` (the string `"ping"` or `"pong"`) and `"seq"` (a JSON
+    /// integer from 0 to `u64::MAX`: no sign, fraction, exponent or leading zero) in either
+    /// order, `}`, optional whitespace, and nothing else. Keys and values are spelled without
+    /// escapes: a `\` anywhere means application data, even where JSON would read the same word
+    /// (`"p\u0069ng"`). A duplicate, missing or extra member means application data too.
+    ///
+    /// The work is linear in the text and bounded by [`MAX_HEARTBEAT_LEN`]; nothing recurses,
+    /// allocates or panics, whatever the text.
     ///
     /// # Errors
-    /// [`DecodeError::NotHeartbeat`] for any text that is not a heartbeat (pass it to the
-    /// application), [`DecodeError::Malformed`] for a ping or pong with a missing or bad `seq`.
+    /// [`DecodeError::NotHeartbeat`] for any other text: pass it to the application.
     pub fn from_json(text: &str) -> Result<Message, DecodeError> {
-        let (raw, _) = serde_json_core::from_str::<Raw<'_>>(text).map_err(|_| {
-            if looks_like_heartbeat(text) {
-                DecodeError::Malformed {
-                    reason: "not a JSON object with a numeric seq",
-                }
-            } else {
-                DecodeError::NotHeartbeat
-            }
-        })?;
-        let seq = raw.seq;
-        match (raw.kind, seq) {
-            (Some("ping"), Some(seq)) => Ok(Message::Ping { seq }),
-            (Some("pong"), Some(seq)) => Ok(Message::Pong { seq }),
-            (Some("ping" | "pong"), None) => Err(DecodeError::Malformed {
-                reason: "missing seq",
-            }),
-            _ => Err(DecodeError::NotHeartbeat),
+        if text.len() > MAX_HEARTBEAT_LEN {
+            return Err(DecodeError::NotHeartbeat);
         }
+        Scanner::new(text.as_bytes())
+            .heartbeat()
+            .ok_or(DecodeError::NotHeartbeat)
     }
 
     /// Encodes the JSON text form into `buf`, returning the text.
@@ -103,14 +103,129 @@ impl Message {
     }
 }
 
-/// Cheap test for text that names a heartbeat type, used to tell malformed heartbeats from
-/// application messages.
-fn looks_like_heartbeat(text: &str) -> bool {
-    let compact = text
-        .as_bytes()
-        .windows(6)
-        .any(|w| w == b"\"ping\"" || w == b"\"pong\"");
-    compact && text.contains("\"type\"")
+/// One member of a heartbeat object.
+enum Member {
+    /// `"type":"ping"`
+    Ping,
+    /// `"type":"pong"`
+    Pong,
+    /// `"seq":` and its value.
+    Seq(u64),
+}
+
+/// A cursor over the unread rest of a text. Every step moves forward or gives up, and none
+/// calls another recursively: a scan is linear in the text, and the caller bounds the text.
+struct Scanner<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Scanner<'a> {
+    fn new(text: &'a [u8]) -> Self {
+        Scanner { rest: text }
+    }
+
+    /// The whole text as exactly one heartbeat object, or `None`.
+    fn heartbeat(mut self) -> Option<Message> {
+        self.whitespace();
+        self.byte(b'{')?;
+        let first = self.member()?;
+        self.whitespace();
+        self.byte(b',')?;
+        let second = self.member()?;
+        self.whitespace();
+        self.byte(b'}')?;
+        self.whitespace();
+        if !self.rest.is_empty() {
+            return None;
+        }
+        match (first, second) {
+            (Member::Ping, Member::Seq(seq)) | (Member::Seq(seq), Member::Ping) => {
+                Some(Message::Ping { seq })
+            }
+            (Member::Pong, Member::Seq(seq)) | (Member::Seq(seq), Member::Pong) => {
+                Some(Message::Pong { seq })
+            }
+            // A duplicate member, e.g. two types and no seq.
+            _ => None,
+        }
+    }
+
+    /// Whitespace, a key we know, whitespace, `:`, whitespace, its value.
+    fn member(&mut self) -> Option<Member> {
+        self.whitespace();
+        if self.literal(b"\"type\"") {
+            self.colon()?;
+            if self.literal(b"\"ping\"") {
+                Some(Member::Ping)
+            } else if self.literal(b"\"pong\"") {
+                Some(Member::Pong)
+            } else {
+                None
+            }
+        } else if self.literal(b"\"seq\"") {
+            self.colon()?;
+            self.integer().map(Member::Seq)
+        } else {
+            None
+        }
+    }
+
+    /// `:` with optional whitespace around it.
+    fn colon(&mut self) -> Option<()> {
+        self.whitespace();
+        self.byte(b':')?;
+        self.whitespace();
+        Some(())
+    }
+
+    /// A JSON integer in `0..=u64::MAX`: digits only, no leading zero unless it is `0`. What
+    /// follows is the caller's to check, so `01` and `1.0` fail there.
+    fn integer(&mut self) -> Option<u64> {
+        let (&first, mut rest) = self.rest.split_first()?;
+        let mut n = u64::from(digit(first)?);
+        if n != 0 {
+            while let Some((&b, tail)) = rest.split_first() {
+                let Some(d) = digit(b) else { break };
+                n = n.checked_mul(10)?.checked_add(u64::from(d))?;
+                rest = tail;
+            }
+        }
+        self.rest = rest;
+        Some(n)
+    }
+
+    /// Skips JSON whitespace (space, tab, line feed, carriage return; nothing else).
+    fn whitespace(&mut self) {
+        while let [b' ' | b'\t' | b'\n' | b'\r', tail @ ..] = self.rest {
+            self.rest = tail;
+        }
+    }
+
+    /// Consumes `expected`, or fails.
+    fn byte(&mut self, expected: u8) -> Option<()> {
+        match self.rest {
+            [b, tail @ ..] if *b == expected => {
+                self.rest = tail;
+                Some(())
+            }
+            _ => None,
+        }
+    }
+
+    /// Consumes `expected` if the rest starts with it.
+    fn literal(&mut self, expected: &[u8]) -> bool {
+        match self.rest.strip_prefix(expected) {
+            Some(tail) => {
+                self.rest = tail;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn digit(b: u8) -> Option<u8> {
+    b.is_ascii_digit().then(|| b - b'0')
 }
 
 struct SliceWriter<'a> {
@@ -152,24 +267,39 @@ mod tests {
     }
 
     #[test]
-    fn tells_application_messages_from_broken_heartbeats() {
-        assert_eq!(
-            Message::from_json(r#"{"type":"trade","px":1}"#),
-            Err(DecodeError::NotHeartbeat)
-        );
-        assert_eq!(Message::from_json("hello"), Err(DecodeError::NotHeartbeat));
-        assert_eq!(Message::from_json(""), Err(DecodeError::NotHeartbeat));
-        assert!(matches!(
-            Message::from_json(r#"{"type":"ping"}"#),
-            Err(DecodeError::Malformed { .. })
-        ));
-        assert!(matches!(
-            Message::from_json(r#"{"type":"ping","seq":-1}"#),
-            Err(DecodeError::Malformed { .. })
-        ));
-        assert!(matches!(
-            Message::from_json(r#"{"type":"pong","seq":"x"}"#),
-            Err(DecodeError::Malformed { .. })
-        ));
+    fn broken_heartbeats_are_application_data() {
+        for text in [
+            r#"{"type":"trade","px":1}"#,
+            "hello",
+            "",
+            r#"{"type":"ping"}"#,
+            r#"{"type":"ping","seq":-1}"#,
+            r#"{"type":"pong","seq":"x"}"#,
+        ] {
+            assert_eq!(Message::from_json(text), Err(DecodeError::NotHeartbeat));
+        }
+    }
+
+    /// The length cap is not what keeps the scanner flat: without it, a megabyte of whitespace
+    /// or of nesting is scanned on a 64 KiB stack.
+    #[test]
+    fn the_scanner_alone_needs_no_stack_for_long_texts() {
+        extern crate std;
+        use alloc::string::String;
+
+        let run = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(|| {
+                let mut padded = String::from(" ").repeat(1 << 20);
+                padded.push_str(r#"{"seq":1,"type":"pong"}"#);
+                let mut nested = String::from(r#"{"seq":1,"type":"pong","a":"#);
+                nested.push_str(&"[".repeat(1 << 20));
+                (
+                    Scanner::new(padded.as_bytes()).heartbeat(),
+                    Scanner::new(nested.as_bytes()).heartbeat(),
+                )
+            })
+            .unwrap();
+        assert_eq!(run.join().unwrap(), (Some(Message::Pong { seq: 1 }), None));
     }
 }

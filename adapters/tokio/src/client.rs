@@ -14,7 +14,8 @@ use std::time::Duration;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use heartbeat_core::{
-    Client, ClientConfig, ConfigErrors, Event, Instant, Message, ReconnectReason, Status,
+    Client, ClientConfig, ConfigErrors, DecodeError, Event, Instant, Message, ReconnectReason,
+    Status,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch, Notify, OwnedMutexGuard};
@@ -319,17 +320,14 @@ where
     /// Handles one frame; returns it if it is for the application.
     fn frame(&mut self, now: Instant, frame: WsMessage) -> Option<WsMessage> {
         match frame {
+            // Only exact heartbeats are taken out; any other text, however much it looks like
+            // one, is the application's.
             WsMessage::Text(ref text) => match Message::from_json(text.as_str()) {
                 Ok(m) => {
                     self.core.handle_message(now, m);
                     None
                 }
-                Err(heartbeat_core::DecodeError::Malformed { reason }) => {
-                    warn!(name: "websocket.heartbeat_malformed", reason);
-                    self.core.handle_read(now);
-                    None
-                }
-                Err(_) => {
+                Err(DecodeError::NotHeartbeat) => {
                     self.core.handle_read(now);
                     Some(frame)
                 }

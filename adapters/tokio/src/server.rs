@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use heartbeat_core::{CloseReason, Instant, Message, Server, ServerConfig, ServerEvent};
+use heartbeat_core::{
+    CloseReason, DecodeError, Instant, Message, Server, ServerConfig, ServerEvent,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, Notify};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -305,17 +307,14 @@ async fn reader<S>(
             Err(e) => break CloseCause::Error(e.to_string()),
         };
         let forward = match frame {
+            // Only exact heartbeats are taken out; any other text, however much it looks like
+            // one, is the application's.
             WsMessage::Text(ref text) => match Message::from_json(text.as_str()) {
                 Ok(m) => {
                     heartbeat(&shared, now, m);
                     false
                 }
-                Err(heartbeat_core::DecodeError::Malformed { reason }) => {
-                    warn!(name: "websocket.heartbeat_malformed", connection = shared.id, reason);
-                    read(&shared, now);
-                    false
-                }
-                Err(_) => true,
+                Err(DecodeError::NotHeartbeat) => true,
             },
             WsMessage::Binary(_) => true,
             // tungstenite has already queued the Pong; it leaves with the next read or write.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use heartbeat_core::wire::MAX_ENCODED_LEN;
 use heartbeat_core::{ClientConfig, Config, Event, Message as Hb, ReconnectReason, Status};
 use heartbeat_tokio::{connect_with, ClientHandle, ClientOptions};
 use tokio::io::DuplexStream;
@@ -87,6 +88,9 @@ async fn serve_fake(io: DuplexStream, mut frozen: watch::Receiver<bool>) {
         };
         let Some(Ok(frame)) = frame else { return };
         let reply = match frame {
+            // The client's pings are compact; longer texts are echoed without decoding, so that
+            // a test of the client's decoder does not lean on the same decoder here.
+            Message::Text(t) if t.len() > MAX_ENCODED_LEN => Message::Text(t),
             Message::Text(t) => match Hb::from_json(t.as_str()) {
                 Ok(Hb::Ping { seq }) => Message::text(format!(r#"{{"type":"pong","seq":{seq}}}"#)),
                 Ok(Hb::Pong { .. }) => continue,
@@ -300,4 +304,37 @@ async fn dropping_the_handle_closes_the_socket() {
         .await
         .expect("the server side sees the socket end")
         .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deeply_nested_frame_and_texts_naming_ping_reach_the_application() {
+    let (mut client, mut server) = start(options());
+    server.next_conn().await;
+    events_until(&mut client, |e| matches!(e, Event::Rtt(_))).await;
+    // The fake server echoes them back: a hostile server's 1 MB of nesting (a decoder that
+    // recursed per level overflowed the client's stack), then messages that only look like
+    // heartbeats.
+    let texts = [
+        format!(r#"{{"type":"pong","seq":1,"a":{}"#, "[".repeat(999_970)),
+        r#"{"type":"chat","seq":"a1","body":"ping"}"#.to_owned(),
+        r#"[{"type":"pong","seq":1}]"#.to_owned(),
+        "{\"type\":\"pong\",\"seq\":1}\n{\"type\":\"pong\",\"seq\":2}".to_owned(),
+    ];
+    for text in &texts {
+        client
+            .sender
+            .send(Message::text(text.clone()))
+            .await
+            .unwrap();
+    }
+    for text in &texts {
+        let m = timeout(LIMIT, client.messages.recv())
+            .await
+            .expect("echo in time")
+            .expect("messages open");
+        assert_eq!(m, Message::text(text.clone()));
+    }
+    assert_eq!(client.status.borrow().status, Status::Healthy);
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 1, "no reconnect");
+    client.close().await;
 }

@@ -314,3 +314,58 @@ async fn a_dead_client_is_closed_on_time_even_while_a_write_to_it_is_stuck() {
     feeder.abort();
     drop(peer);
 }
+
+/// Waits for the next application message on `conn`.
+async fn app_message(conn: &mut heartbeat_tokio::ServerConnection) -> Message {
+    timeout(LIMIT, conn.messages.recv())
+        .await
+        .expect("an application message in time")
+        .expect("messages open")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deeply_nested_frame_reaches_the_application_and_the_server_lives_on() {
+    let (srv, mut peer) = pair(64 * 1024).await;
+    let mut conn = serve(srv, &options()).unwrap();
+    // 1 MB of `[`: nesting one level per byte, as measured crashing the server (a decoder that
+    // recursed per level overflowed the I/O thread's stack at 66 KB). Below 1 MiB, so that it is
+    // application data under a 1 MiB message limit too.
+    let deep = format!(r#"{{"type":"ping","seq":1,"a":{}"#, "[".repeat(999_970));
+    assert!(deep.len() <= 1_000_000);
+    peer.send(Message::text(deep.clone())).await.unwrap();
+    assert_eq!(app_message(&mut conn).await, Message::text(deep));
+    // Still serving: a ping is answered, and nothing was sent for the deep frame.
+    peer.send(Message::text(r#"{"type":"ping","seq":2}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut peer).await,
+        Message::text(r#"{"type":"pong","seq":2}"#)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn application_messages_naming_ping_reach_the_application_unanswered() {
+    let (srv, mut peer) = pair(64 * 1024).await;
+    let mut conn = serve(srv, &options()).unwrap();
+    let texts = [
+        r#"{"type":"chat","seq":"a1","body":"ping"}"#,
+        r#"[{"type":"ping","seq":1}]"#,
+        "{\"type\":\"ping\",\"seq\":1}\n{\"type\":\"ping\",\"seq\":2}",
+        r#"{"type":"ping","seq":-1}"#,
+    ];
+    for text in texts {
+        peer.send(Message::text(text)).await.unwrap();
+    }
+    peer.send(Message::text(r#"{"type":"ping","seq":3}"#))
+        .await
+        .unwrap();
+    for text in texts {
+        assert_eq!(app_message(&mut conn).await, Message::text(text));
+    }
+    // The only answer is the exact ping's pong.
+    assert_eq!(
+        next(&mut peer).await,
+        Message::text(r#"{"type":"pong","seq":3}"#)
+    );
+}

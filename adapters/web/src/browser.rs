@@ -65,8 +65,7 @@ export type HeartbeatEvent =
       missed?: number;
       backoff_ms: number;
     }
-  | { type: 'hint'; hint: 'hidden' | 'visible' | 'offline' | 'online' }
-  | { type: 'malformed'; reason: string };
+  | { type: 'hint'; hint: 'hidden' | 'visible' | 'offline' | 'online' };
 
 /** Called with the status and the last round-trip time (ms), whenever either changes. */
 export type StatusCallback = (status: HeartbeatStatus, rttMs: number | undefined) => void;
@@ -594,7 +593,6 @@ mod tests {
             }
             .into(),
             LogEvent::Hint { hint: "hidden" },
-            LogEvent::Malformed { reason: "x" },
         ];
         for event in events {
             let json = serde_json::to_value(&event).unwrap();
