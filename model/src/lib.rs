@@ -1,5 +1,6 @@
 //! A world for the real heartbeat core: a deterministic simulator, traces and timing diagrams,
-//! and a stateright model checker that proves a configuration's timing guarantees.
+//! and a model checker (a stateright model, searched by `explore`) that proves a configuration's
+//! timing guarantees.
 #![forbid(unsafe_code)]
 
 pub mod check;
