@@ -74,6 +74,16 @@ pub enum LoadError {
         /// The parser's words.
         message: String,
     },
+    /// A value of the story's layout is no duration in seconds (NaN, negative, too large).
+    #[error("{field} = {value}: must be a finite, non-negative number of seconds ({message})")]
+    BadSeconds {
+        /// The field, e.g. `websocket.frontend.ping_interval_seconds`.
+        field: &'static str,
+        /// The value as read.
+        value: f64,
+        /// What is wrong.
+        message: &'static str,
+    },
     /// An override names a setting that does not exist.
     #[error("{var}: no such setting (HEARTBEAT_<CLIENT|SERVER|NETWORK>__<FIELD> with a field of that section, e.g. HEARTBEAT_CLIENT__PING_INTERVAL)")]
     UnknownOverride {
@@ -126,22 +136,39 @@ struct StoryBackend {
     heartbeat_timeout_seconds: Option<f64>,
 }
 
-fn secs(v: f64) -> Duration {
-    Duration::try_from_secs_f64(v).unwrap_or(Duration::ZERO)
+/// The story's seconds as a duration; NaN, negatives and values past `Duration` are errors that
+/// name the field (they used to become zero and fail validation with the wrong reason).
+fn secs(field: &'static str, value: f64) -> Result<Duration, LoadError> {
+    let message = if value.is_nan() {
+        "it is not a number"
+    } else if value < 0.0 {
+        "it is negative"
+    } else {
+        return Duration::try_from_secs_f64(value).map_err(|_| LoadError::BadSeconds {
+            field,
+            value,
+            message: "it is too large",
+        });
+    };
+    Err(LoadError::BadSeconds {
+        field,
+        value,
+        message,
+    })
 }
 
 impl StoryFile {
     /// Maps the story's fields onto ours (see docs/configuration.md for the mapping).
-    fn into_config(self) -> Config {
+    fn into_config(self) -> Result<Config, LoadError> {
         let (fe, be) = (self.websocket.frontend, self.websocket.backend);
         let mut client = ClientConfig::default();
         if let Some(v) = fe.ping_interval_seconds {
-            client.ping_interval = secs(v);
+            client.ping_interval = secs("websocket.frontend.ping_interval_seconds", v)?;
             // The story's frontend waits one full interval for each pong.
-            client.pong_timeout = secs(v);
+            client.pong_timeout = client.ping_interval;
         }
         if let Some(v) = fe.pong_timeout_seconds {
-            client.pong_timeout = secs(v);
+            client.pong_timeout = secs("websocket.frontend.pong_timeout_seconds", v)?;
         }
         if let Some(v) = fe.max_missed_pongs {
             client.max_missed_pongs = v;
@@ -151,21 +178,22 @@ impl StoryFile {
         }
         let mut server = ServerConfig::default();
         if let Some(v) = be.ping_interval_seconds {
-            server.ping_interval = secs(v);
+            server.ping_interval = secs("websocket.backend.ping_interval_seconds", v)?;
         }
         // A protocol-level pong timeout closes a silent peer one ping interval plus that
         // timeout after the last read: our idle timeout.
         if let Some(v) = be.pong_timeout_seconds {
-            server.idle_timeout = server.ping_interval.saturating_add(secs(v));
+            let timeout = secs("websocket.backend.pong_timeout_seconds", v)?;
+            server.idle_timeout = server.ping_interval.saturating_add(timeout);
         }
         if let Some(v) = be.heartbeat_timeout_seconds {
-            server.idle_timeout = secs(v);
+            server.idle_timeout = secs("websocket.backend.heartbeat_timeout_seconds", v)?;
         }
-        Config {
+        Ok(Config {
             client,
             server,
             network: self.websocket.network.unwrap_or_default(),
-        }
+        })
     }
 }
 
@@ -195,7 +223,7 @@ pub fn parse(text: &str, format: Format) -> Result<Config, LoadError> {
         return Ok(Config::default());
     }
     if story {
-        Ok(typed!(StoryFile)?.into_config())
+        typed!(StoryFile)?.into_config()
     } else {
         typed!(Config)
     }
@@ -353,6 +381,7 @@ pub fn parse_named(path: &str, text: &str) -> Result<Config, LoadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::format;
     use std::vec;
 
     #[test]
@@ -372,6 +401,31 @@ mod tests {
             assert_eq!(c.server.idle_timeout, Duration::from_secs(120), "{f}");
             assert_eq!(c.network, Config::default().network, "{f}");
         }
+    }
+
+    /// NaN, negative and huge seconds in the story's layout are load errors naming the field
+    /// (they used to become zero and be reported as "must be greater than zero").
+    #[test]
+    fn story_seconds_that_are_no_duration_are_errors() {
+        for (value, why) in [
+            (".nan", "not a number"),
+            ("-30", "negative"),
+            ("1e300", "too large"),
+        ] {
+            let yaml = format!("websocket:\n  frontend:\n    ping_interval_seconds: {value}\n");
+            let e = parse(&yaml, Format::Yaml).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.contains("websocket.frontend.ping_interval_seconds") && text.contains(why),
+                "{value}: {text}"
+            );
+        }
+        let e = parse(
+            "websocket:\n  backend:\n    heartbeat_timeout_seconds: -1\n",
+            Format::Yaml,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("heartbeat_timeout_seconds"), "{e}");
     }
 
     #[test]

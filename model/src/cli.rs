@@ -168,6 +168,14 @@ pub enum InputError {
         /// Why.
         source: std::io::Error,
     },
+    /// The file is larger than any configuration should be; nothing past the limit was read.
+    #[error("{path} is larger than {limit} bytes: not a configuration file")]
+    TooLarge {
+        /// The path.
+        path: String,
+        /// [`MAX_CONFIG_BYTES`].
+        limit: usize,
+    },
     /// The file or an override does not parse.
     #[error("{path}: {source}")]
     Load {
@@ -176,6 +184,46 @@ pub enum InputError {
         /// Why.
         source: LoadError,
     },
+}
+
+/// The largest configuration file read (1 MiB): a config is a few hundred bytes, and `/dev/zero`
+/// or a log file named by mistake must not be read to exhaustion.
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+
+/// Reads at most [`MAX_CONFIG_BYTES`] (and one byte more, to tell that there is more).
+fn read_capped(path: &std::path::Path) -> Result<String, InputError> {
+    use std::io::Read as _;
+    let shown = || path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|source| InputError::Read {
+        path: shown(),
+        source,
+    })?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| InputError::Read {
+            path: shown(),
+            source,
+        })?;
+    if bytes.len() > MAX_CONFIG_BYTES {
+        return Err(InputError::TooLarge {
+            path: shown(),
+            limit: MAX_CONFIG_BYTES,
+        });
+    }
+    String::from_utf8(bytes).map_err(|_| InputError::Read {
+        path: shown(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
+    })
+}
+
+/// True for a file with no setting in it (blank, comments only, or an empty JSON object).
+fn has_no_settings(text: &str) -> bool {
+    text.trim() == "{}"
+        || text.lines().all(|l| {
+            let l = l.trim();
+            l.is_empty() || l.starts_with('#')
+        })
 }
 
 /// Loads the configuration the way every tool does: the file (or the default), then the
@@ -194,12 +242,7 @@ where
     V: AsRef<str>,
 {
     let text = match path {
-        Some(p) => Some(
-            std::fs::read_to_string(p).map_err(|source| InputError::Read {
-                path: p.display().to_string(),
-                source,
-            })?,
-        ),
+        Some(p) => Some(read_capped(p)?),
         None => None,
     };
     let shown = path.map(|p| p.display().to_string());
@@ -212,7 +255,12 @@ where
         },
         source,
     })?;
-    let source = shown.unwrap_or_else(|| "the embedded default configuration".to_owned());
+    let empty = text.as_deref().is_some_and(has_no_settings);
+    let source = match shown {
+        Some(p) if empty => format!("{p} (no settings in it: the defaults were checked)"),
+        Some(p) => p,
+        None => "the embedded default configuration".to_owned(),
+    };
     let source = if overrides == 0 {
         source
     } else {

@@ -54,6 +54,45 @@ fn a_search_cut_short_exits_three_and_help_lists_the_exit_codes() {
     }
 }
 
+/// A huge or endless file is refused after 1 MiB (exit 2 with the size), never read whole; an
+/// empty one says that the defaults were checked; the story's layout with seconds that are no
+/// duration is unusable input (exit 2) with the field and the reason.
+#[test]
+fn hostile_and_careless_config_files() {
+    let (code, _, err) = heartbeat(&["check", "/dev/zero"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("larger than 1048576 bytes"), "{err}");
+    let dir = std::env::temp_dir().join(format!("heartbeat-cli-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let big = dir.join("big.yaml");
+    std::fs::write(&big, "#".repeat((1 << 20) + 1)).unwrap();
+    let (code, _, err) = heartbeat(&["check", big.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    let empty = dir.join("empty.yaml");
+    std::fs::write(&empty, "# nothing yet\n\n").unwrap();
+    let (code, out, _) = heartbeat(&["check", empty.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("(no settings in it: the defaults were checked)"),
+        "{out}"
+    );
+    for value in ["-30", ".nan", "1e300"] {
+        let story = dir.join("story.yaml");
+        std::fs::write(
+            &story,
+            format!("websocket:\n  frontend:\n    ping_interval_seconds: {value}\n"),
+        )
+        .unwrap();
+        let (code, _, err) = heartbeat(&["check", story.to_str().unwrap()]);
+        assert_eq!(code, 2, "{value}: {err}");
+        assert!(
+            err.contains("websocket.frontend.ping_interval_seconds"),
+            "{value}: {err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn check_rejects_a_short_tolerance_with_exit_one_and_a_diagram() {
     let (code, out, _) = heartbeat(&["check", &format!("{}/tolerance-too-short.toml", configs())]);
