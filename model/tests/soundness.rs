@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use heartbeat_core::{ClientConfig, Config, NetworkAssumptions, ServerConfig};
+use heartbeat_core::{Config, NetworkAssumptions};
 use heartbeat_model::check::{
     check, names, Action, Approximation, CheckOptions, HeartbeatModel, Report, State, Status,
     Verdict,
@@ -13,6 +13,9 @@ use heartbeat_model::check::{
 use heartbeat_model::cli::{run_check, CheckSettings, Format};
 use heartbeat_model::explore::{self, Limit, Limits, SearchOptions, Stop, Timed};
 use proptest::prelude::*;
+
+mod common;
+use common::small_config;
 use stateright::{Model, Property};
 
 fn ms(v: u64) -> Duration {
@@ -325,43 +328,6 @@ fn a_timer_that_never_moves_its_deadline_is_a_time_lock() {
         SearchOptions::default(),
     );
     assert_eq!(found.time_lock, Some(None));
-}
-
-/// A configuration in whole seconds, valid or not, satisfying the per-side rules.
-fn small_config() -> impl Strategy<Value = Config> {
-    (
-        (2..=6u64, 1..=6u64, 2..=4u32, 1..=3u32, 1..=5u64),
-        (1..=8u64, 1..=12u64, 0..=7u64, 0..=2u32),
-        (0..=2u64, 0..=3u64, 0..=1u64),
-    )
-        .prop_map(
-            |(
-                (ping, timeout, max_missed, slow, connect),
-                (sping, idle, min, strikes),
-                (lat, delay, late),
-            )| Config {
-                client: ClientConfig {
-                    ping_interval: s(ping),
-                    pong_timeout: s(timeout.min(ping)),
-                    max_missed_pongs: max_missed,
-                    slow_threshold: slow.min(max_missed - 1),
-                    connect_timeout: s(connect),
-                    stall_threshold: s(5),
-                    ..ClientConfig::default()
-                },
-                server: ServerConfig {
-                    ping_interval: s(sping),
-                    idle_timeout: s(idle),
-                    min_client_ping_interval: s(min),
-                    max_ping_strikes: strikes,
-                },
-                network: NetworkAssumptions {
-                    max_latency: s(lat),
-                    max_server_delay: s(delay),
-                    max_timer_lateness: s(late),
-                },
-            },
-        )
 }
 
 fn scaled(config: &Config, k: u32) -> Config {
