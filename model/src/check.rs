@@ -1225,46 +1225,31 @@ fn property_kinds(model: &HeartbeatModel) -> Vec<(&'static str, Kind)> {
 /// the exact unit is the only grid. A grid divides every timer. A grid is skipped when
 /// `validate()` says rounding up would break a rule the configuration keeps (the rules are exact
 /// for properties 1-4, so that search would fail and be wasted); the choice only saves time,
-/// soundness never rests on it. An invalid configuration gets no grid: an over-approximation
-/// cannot prove what the rules say is false.
-fn grids(config: &Config) -> Vec<(Duration, NetworkAssumptions)> {
-    let exact = gcd_of(
-        timer_durations(config)
-            .into_iter()
-            .chain(assumption_durations(&config.network)),
-    );
-    let timers = gcd_of(timer_durations(config));
-    if !config.validate().is_ok() {
-        return Vec::new();
-    }
+/// soundness never rests on it. (An invalid configuration gets no grid from [`check`]: an
+/// over-approximation cannot prove what the rules say is false.) `timers` and `exact` are the
+/// greatest common divisors of the timers and of every duration, in microseconds.
+fn grids(config: &Config, timers: u64, exact: u64) -> Vec<(Duration, NetworkAssumptions)> {
     let up =
         |d: Duration, grid: u64| Duration::from_micros(us(d).div_ceil(grid).saturating_mul(grid));
-    let mut out = Vec::new();
-    // Grids of timers / k for k = 1, 2, 5, 10, 20, 50, ...: at most three tries.
-    let mut k = 1u64;
-    while out.len() < 3 {
-        let grid = timers / k;
-        if grid <= exact {
-            break;
-        }
-        if timers % k == 0 && grid % exact == 0 {
+    // Grids of timers / k for k = 1, 2, 5, 10, 20, 50, ... coarser than the exact unit: at most
+    // three tries.
+    (0..19)
+        .flat_map(|e| [1, 2, 5].map(|m| m * 10u64.pow(e)))
+        .map(|k| (k, timers / k))
+        .take_while(|&(_, grid)| grid > exact)
+        .filter(|&(k, grid)| timers % k == 0 && grid % exact == 0)
+        .map(|(_, grid)| {
             let n = &config.network;
             let network = NetworkAssumptions {
                 max_latency: up(n.max_latency, grid),
                 max_server_delay: up(n.max_server_delay, grid),
                 max_timer_lateness: up(n.max_timer_lateness, grid),
             };
-            if (Config { network, ..*config }).validate().is_ok() {
-                out.push((Duration::from_micros(grid), network));
-            }
-        }
-        k = if k.to_string().starts_with('2') {
-            k / 2 * 5
-        } else {
-            k * 2
-        };
-    }
-    out
+            (Duration::from_micros(grid), network)
+        })
+        .filter(|&(_, network)| (Config { network, ..*config }).validate().is_ok())
+        .take(3)
+        .collect()
 }
 
 /// Model-checks `config`: searches breadth-first, level by level, so counterexamples are
@@ -1305,12 +1290,18 @@ pub fn check(config: &Config, options: CheckOptions) -> Result<Report, CheckErro
         }
     };
     let mut verdicts = Verdicts::new(config, options);
-    let exact_unit = HeartbeatModel::new(*config).unit;
-    let coarser = !options.exact && gcd_of(timer_durations(config)) > us(exact_unit);
-    let grids = if coarser { grids(config) } else { Vec::new() };
+    let exact_unit = us(HeartbeatModel::new(*config).unit);
+    let timers = gcd_of(timer_durations(config));
+    let coarser = !options.exact && timers > exact_unit;
+    let valid = config.validate().is_ok();
+    let grids = if coarser && valid {
+        grids(config, timers, exact_unit)
+    } else {
+        Vec::new()
+    };
     // A valid configuration with no usable grid has only the exact model to prove it; an
     // invalid one may still be refuted quickly by the corners.
-    if coarser && (!grids.is_empty() || !config.validate().is_ok()) {
+    if coarser && (!grids.is_empty() || !valid) {
         // Small spaces get the exact model straight away (and its shortest counterexamples); a
         // probe of the exact model tells them apart.
         let probe = SearchOptions {
@@ -1382,7 +1373,8 @@ struct Verdicts<'a> {
     runs: Vec<Run>,
     /// A limit that ended the check.
     limit: Option<Limit>,
-    /// The rounded search that decided something: its unit, assumptions and bounds.
+    /// The rounded-up assumptions and bounds of the over-approximations that decided an
+    /// `always` property (the weakest of each, when several did).
     rounded: Option<(NetworkAssumptions, Guarantees)>,
     /// The index in `runs` of the last search that decided an `always` property.
     deciding: Option<usize>,

@@ -32,10 +32,6 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate a configuration and model-check its timing guarantees.
-    ///
-    /// Exit codes: 0 proven (every rule and property holds, every state visited); 1 a rule or
-    /// a property fails, a state is time-locked, or the proof is vacuous; 2 unusable input;
-    /// 3 inconclusive (a limit stopped the search first: nothing is proven).
     #[command(after_help = EXIT_CODES)]
     Check {
         /// A YAML, TOML or JSON file (ours or the story's `websocket.frontend/backend` layout).
@@ -95,6 +91,9 @@ pub const EXIT_CODES: &str = "Exit codes:
   3  inconclusive: a limit (--max-states, --max-seconds, --max-memory-mb) stopped the search
      before a verdict; nothing is proven";
 
+/// `--max-seconds` unless given: ten minutes.
+const DEFAULT_MAX_SECONDS: u64 = 600;
+
 /// How `check` searches.
 #[derive(Clone, Copy, Debug, clap::Args)]
 pub struct CheckSettings {
@@ -106,7 +105,7 @@ pub struct CheckSettings {
     #[arg(long, default_value_t = Limits::default().max_states)]
     pub max_states: usize,
     /// Stop with exit code 3 after this many seconds.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = DEFAULT_MAX_SECONDS)]
     pub max_seconds: u64,
     /// Stop with exit code 3 when the search holds this many MiB.
     #[arg(long, default_value_t = Limits::default().max_bytes >> 20)]
@@ -122,7 +121,7 @@ impl Default for CheckSettings {
         CheckSettings {
             combined_faults: false,
             max_states: Limits::default().max_states,
-            max_seconds: 600,
+            max_seconds: DEFAULT_MAX_SECONDS,
             max_memory_mb: Limits::default().max_bytes >> 20,
             exact: false,
         }

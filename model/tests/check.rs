@@ -12,7 +12,7 @@ use heartbeat_model::render;
 use proptest::prelude::*;
 
 mod common;
-use common::small_config;
+use common::{ms_config, small_config};
 
 fn config_file(name: &str) -> Config {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -189,6 +189,19 @@ fn combined_faults_do_not_break_the_default_config() {
     assert_eq!(r.runs.last().map(|run| run.states), Some(412_078));
 }
 
+/// `validate()` accepts `config` exactly when the check proved properties 1-4.
+fn agrees(config: &Config, r: &Report) -> Result<(), TestCaseError> {
+    let v = config.validate();
+    prop_assert_eq!(
+        Some(v.is_ok()),
+        r.safety(),
+        "validate: {:?}\nchecker: {:?}",
+        v.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        verdicts(r)
+    );
+    Ok(())
+}
+
 fn cases() -> u32 {
     std::env::var("HEARTBEAT_CROSS_CHECK_CASES")
         .ok()
@@ -202,63 +215,10 @@ proptest! {
     /// `validate()` accepts a configuration exactly when the checker proves properties 1-4.
     #[test]
     fn validate_agrees_with_the_model_checker(config in small_config()) {
-        let v = config.validate();
         let r = full(&config);
         prop_assert!(!matches!(r.verdict, Verdict::Inconclusive(_)));
-        prop_assert_eq!(
-            Some(v.is_ok()),
-            r.safety(),
-            "validate: {:?}\nchecker: {:?}",
-            v.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            verdicts(&r)
-        );
+        agrees(&config, &r)?;
     }
-}
-
-/// Millisecond assumptions against whole-second timers, favouring the edges: the pong timeout
-/// equal to the ping interval, many misses before a reconnect, Slow one miss before it.
-fn ms_config() -> impl Strategy<Value = Config> {
-    (
-        (2..=6u64, 1..=6u64, 2..=8u32, any::<bool>(), any::<bool>()),
-        (1..=8u64, 1..=12u64, 0..=7u64, 0..=2u32, 1..=5u64),
-        (0..=900u64, 0..=2_500u64, 0..=900u64),
-    )
-        .prop_map(
-            |(
-                (ping, timeout, max_missed, slow_last, timeout_is_ping),
-                (sping, idle, min, strikes, connect),
-                (lat, delay, late),
-            )| {
-                let s = Duration::from_secs;
-                let ms = Duration::from_millis;
-                Config {
-                    client: ClientConfig {
-                        ping_interval: s(ping),
-                        pong_timeout: if timeout_is_ping {
-                            s(ping)
-                        } else {
-                            s(timeout.min(ping))
-                        },
-                        max_missed_pongs: max_missed,
-                        slow_threshold: if slow_last { max_missed - 1 } else { 1 },
-                        connect_timeout: s(connect),
-                        stall_threshold: s(5),
-                        ..ClientConfig::default()
-                    },
-                    server: ServerConfig {
-                        ping_interval: s(sping),
-                        idle_timeout: s(idle),
-                        min_client_ping_interval: s(min),
-                        max_ping_strikes: strikes,
-                    },
-                    network: NetworkAssumptions {
-                        max_latency: ms(lat),
-                        max_server_delay: ms(delay),
-                        max_timer_lateness: ms(late),
-                    },
-                }
-            },
-        )
 }
 
 proptest! {
@@ -270,7 +230,6 @@ proptest! {
     /// come out inconclusive; those are set aside (and counted by proptest's rejections).
     #[test]
     fn validate_agrees_with_the_model_checker_in_milliseconds(config in ms_config()) {
-        let v = config.validate();
         let r = check(
             &config,
             CheckOptions {
@@ -284,13 +243,7 @@ proptest! {
         )
         .expect("checkable");
         prop_assume!(r.safety().is_some());
-        prop_assert_eq!(
-            Some(v.is_ok()),
-            r.safety(),
-            "validate: {:?}\nchecker: {:?}",
-            v.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            verdicts(&r)
-        );
+        agrees(&config, &r)?;
     }
 }
 

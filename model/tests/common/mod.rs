@@ -1,9 +1,41 @@
 //! Generators shared by the model-check tests.
 
+// Each test binary that includes this module uses a part of it.
+#![allow(dead_code)]
+
 use std::time::Duration;
 
 use heartbeat_core::{ClientConfig, Config, NetworkAssumptions, ServerConfig};
 use proptest::prelude::*;
+
+/// A configuration from its timers in whole seconds — the client's (ping interval, pong
+/// timeout, max missed pongs, slow threshold, connect timeout) and the server's (ping interval,
+/// idle timeout, min client ping interval, max strikes) — and its network assumptions.
+fn seconds_config(
+    (ping, timeout, max_missed, slow, connect): (u64, u64, u32, u32, u64),
+    (sping, idle, min, strikes): (u64, u64, u64, u32),
+    network: NetworkAssumptions,
+) -> Config {
+    let s = Duration::from_secs;
+    Config {
+        client: ClientConfig {
+            ping_interval: s(ping),
+            pong_timeout: s(timeout),
+            max_missed_pongs: max_missed,
+            slow_threshold: slow,
+            connect_timeout: s(connect),
+            stall_threshold: s(5),
+            ..ClientConfig::default()
+        },
+        server: ServerConfig {
+            ping_interval: s(sping),
+            idle_timeout: s(idle),
+            min_client_ping_interval: s(min),
+            max_ping_strikes: strikes,
+        },
+        network,
+    }
+}
 
 /// A configuration in whole seconds with small numbers, satisfying every rule that is not
 /// about properties 1-4 (ranges, per-side ordering, lateness within the stall threshold).
@@ -14,34 +46,61 @@ pub(crate) fn small_config() -> impl Strategy<Value = Config> {
         (0..=2u64, 0..=3u64, 0..=1u64),
     )
         .prop_map(
-            |(
-                (ping, timeout, max_missed, slow, connect),
-                (sping, idle, min, strikes),
-                (lat, delay, late),
-            )| {
+            |((ping, timeout, max_missed, slow, connect), server, (lat, delay, late))| {
                 let s = Duration::from_secs;
-                Config {
-                    client: ClientConfig {
-                        ping_interval: s(ping),
-                        pong_timeout: s(timeout.min(ping)),
-                        max_missed_pongs: max_missed,
-                        slow_threshold: slow.min(max_missed - 1),
-                        connect_timeout: s(connect),
-                        stall_threshold: s(5),
-                        ..ClientConfig::default()
-                    },
-                    server: ServerConfig {
-                        ping_interval: s(sping),
-                        idle_timeout: s(idle),
-                        min_client_ping_interval: s(min),
-                        max_ping_strikes: strikes,
-                    },
-                    network: NetworkAssumptions {
+                seconds_config(
+                    (
+                        ping,
+                        timeout.min(ping),
+                        max_missed,
+                        slow.min(max_missed - 1),
+                        connect,
+                    ),
+                    server,
+                    NetworkAssumptions {
                         max_latency: s(lat),
                         max_server_delay: s(delay),
                         max_timer_lateness: s(late),
                     },
-                }
+                )
+            },
+        )
+}
+
+/// Millisecond assumptions against whole-second timers, favouring the edges: the pong timeout
+/// equal to the ping interval, many misses before a reconnect, Slow one miss before it.
+pub(crate) fn ms_config() -> impl Strategy<Value = Config> {
+    (
+        (2..=6u64, 1..=6u64, 2..=8u32, any::<bool>(), any::<bool>()),
+        (1..=8u64, 1..=12u64, 0..=7u64, 0..=2u32, 1..=5u64),
+        (0..=900u64, 0..=2_500u64, 0..=900u64),
+    )
+        .prop_map(
+            |(
+                (ping, timeout, max_missed, slow_last, timeout_is_ping),
+                (sping, idle, min, strikes, connect),
+                (lat, delay, late),
+            )| {
+                let ms = Duration::from_millis;
+                seconds_config(
+                    (
+                        ping,
+                        if timeout_is_ping {
+                            ping
+                        } else {
+                            timeout.min(ping)
+                        },
+                        max_missed,
+                        if slow_last { max_missed - 1 } else { 1 },
+                        connect,
+                    ),
+                    (sping, idle, min, strikes),
+                    NetworkAssumptions {
+                        max_latency: ms(lat),
+                        max_server_delay: ms(delay),
+                        max_timer_lateness: ms(late),
+                    },
+                )
             },
         )
 }
