@@ -7,7 +7,7 @@
 // Scenarios: healthy (RTT, echoed message); the config API (defaults, errors); page hints
 // (hidden/offline change nothing, visible probes); the page frozen past a pong deadline (a
 // stall, not a miss); the server stopped (SIGSTOP) and then stalled
-// from within (/control/stall) -> 'slow' then 'healthy', no reconnect, with a screenshot of the
+// from within (POST /control/stall, with --allow-stall) -> 'slow' then 'healthy', no reconnect, with a screenshot of the
 // slow page; the server killed -> 'reconnecting', then 'healthy' again once restarted on the
 // same port; a throwing application callback (reported, the socket goes on); close() -> 'closed'
 // and silence. Every wait is bounded; a failure prints what the
@@ -68,7 +68,8 @@ async function startServer(port) {
   for (let attempt = 1; ; attempt++) {
     const child = spawn(
       args.server,
-      [args.config, '--addr', `127.0.0.1:${port}`, '--static-dir', args['static-dir']],
+      // --allow-stall: the stall test below uses POST /control/stall (off by default).
+      [args.config, '--addr', `127.0.0.1:${port}`, '--static-dir', args['static-dir'], '--allow-stall'],
       { stdio: ['ignore', 'pipe', 'pipe'], env: serverEnv() },
     );
     let err = '';
@@ -121,14 +122,14 @@ function killServer(signal = 'SIGKILL') {
   return Promise.race([exited, sleep(5_000)]);
 }
 
-function httpGet(port, path) {
+function httpPost(port, path) {
   // A raw request, so nothing (proxies, keep-alive pools) stands between us and the server.
   return new Promise((res, rej) => {
     const sock = connect({ host: '127.0.0.1', port }, () => {
-      sock.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+      sock.write(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
     });
     let data = '';
-    sock.setTimeout(5_000, () => sock.destroy(new Error(`GET ${path}: timeout`)));
+    sock.setTimeout(5_000, () => sock.destroy(new Error(`POST ${path}: timeout`)));
     sock.on('data', (d) => (data += d));
     sock.on('end', () => res(data));
     sock.on('error', rej);
@@ -467,9 +468,9 @@ async function main() {
     async () => server.kill('SIGCONT'),
   );
   await slowThenHealthy(
-    '/control/stall?secs=2',
+    'POST /control/stall?secs=2',
     async () => {
-      const reply = await httpGet(port, '/control/stall?secs=2');
+      const reply = await httpPost(port, '/control/stall?secs=2');
       if (!reply.startsWith('HTTP/1.1 200')) await fail(`/control/stall answered ${JSON.stringify(reply.slice(0, 200))}`);
     },
     async () => {},
