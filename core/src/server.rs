@@ -197,18 +197,10 @@ impl Server {
         }
         match message {
             Message::Ping { seq } => {
-                if self.conforms(now) {
-                    self.strikes = 0;
-                } else {
-                    self.strikes = self.strikes.saturating_add(1);
-                    self.bits |= pending::STRIKE;
-                    if self.strikes > self.max_strikes {
-                        self.shut(CloseReason::TooManyPings);
-                        return;
-                    }
+                if self.police_ping(now) {
+                    self.pong_seq = seq;
+                    self.bits |= pending::PONG;
                 }
-                self.pong_seq = seq;
-                self.bits |= pending::PONG;
             }
             Message::Pong { seq } => {
                 let latest = self.next_seq.wrapping_sub(1);
@@ -221,6 +213,16 @@ impl Server {
                     self.bits = (self.bits & !pending::AWAITING) | pending::RTT;
                 }
             }
+        }
+    }
+
+    /// A protocol-level Ping frame arrived from the client. It is policed exactly as a JSON ping
+    /// (strikes, [`CloseReason::TooManyPings`]) but no pong is queued: WebSocket libraries
+    /// answer protocol pings themselves, and a second answer would be a stray Pong frame.
+    pub fn handle_protocol_ping(&mut self, now: Instant) {
+        let now = self.read(now);
+        if !self.is_closed() {
+            let _ = self.police_ping(now);
         }
     }
 
@@ -296,6 +298,21 @@ impl Server {
             return None;
         }
         Some(self.next_ping.min(self.last_read.plus_ms(self.idle_ms)))
+    }
+
+    /// Counts a client ping against the flood policy; false if it closed the connection.
+    fn police_ping(&mut self, now: Instant) -> bool {
+        if self.conforms(now) {
+            self.strikes = 0;
+        } else {
+            self.strikes = self.strikes.saturating_add(1);
+            self.bits |= pending::STRIKE;
+            if self.strikes > self.max_strikes {
+                self.shut(CloseReason::TooManyPings);
+                return false;
+            }
+        }
+        true
     }
 
     /// Flood policing as a generic cell rate algorithm (virtual scheduling): the client may

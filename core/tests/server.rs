@@ -220,3 +220,42 @@ fn a_deadline_handled_on_time_closes_at_once() {
     s.handle_timeout(secs(90).saturating_add(Duration::from_millis(50)));
     assert!(s.is_closed(), "50 ms of timer lateness is no stall");
 }
+
+#[test]
+fn a_protocol_ping_is_policed_as_a_json_ping_but_never_answered() {
+    // Two servers, the same pings every 100 ms: one as JSON, one as protocol Ping frames
+    // (which the WebSocket library answers itself). Same strikes, same close, same instant.
+    let mut json = Server::new(&config(), Instant::ZERO).unwrap();
+    let mut protocol = Server::new(&config(), Instant::ZERO).unwrap();
+    for i in 0..100u64 {
+        let at = secs(10).saturating_add(Duration::from_millis(100 * i));
+        json.handle_message(at, Message::Ping { seq: i });
+        protocol.handle_protocol_ping(at);
+        let _ = transmits(&mut json);
+        assert_eq!(transmits(&mut protocol), [], "no pong for a protocol ping");
+        assert_eq!(events(&mut protocol), events(&mut json), "ping {i}");
+        assert_eq!(protocol.strikes(), json.strikes());
+        assert_eq!(protocol.is_closed(), json.is_closed());
+        if json.is_closed() {
+            assert_eq!(i, 20, "18 in the burst, 2 strikes, the 21st closes");
+            return;
+        }
+    }
+    panic!("the flood was never closed");
+}
+
+#[test]
+fn a_protocol_ping_counts_as_a_read() {
+    let mut s = Server::new(&config(), Instant::ZERO).unwrap();
+    s.handle_protocol_ping(secs(80));
+    s.handle_timeout(secs(169));
+    assert!(
+        !s.is_closed(),
+        "idle is counted from the protocol ping at 80 s"
+    );
+    s.handle_timeout(secs(170));
+    assert_eq!(
+        events(&mut s),
+        [ServerEvent::Close(CloseReason::IdleTimeout)]
+    );
+}
