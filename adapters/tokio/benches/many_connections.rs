@@ -19,7 +19,6 @@ use std::time::Duration;
 use heartbeat_core::{ClientConfig, Event, ServerConfig, Status};
 use heartbeat_tokio::{accept, connect, ClientOptions, CloseCause, ConnectionEvent, ServerOptions};
 use tokio::net::TcpSocket;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -28,13 +27,6 @@ fn arg(name: &str, default: u64) -> u64 {
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
-}
-
-/// 4 KiB read buffers instead of tungstenite's 128 KiB: heartbeats are tiny.
-fn small_buffers() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
 }
 
 fn server_config() -> ServerConfig {
@@ -77,8 +69,8 @@ fn serve() {
         println!("{}", listener.local_addr().unwrap().port());
         std::io::stdout().flush().unwrap();
         let options = ServerOptions {
+            // The default limits: 4 KiB read buffers (heartbeats are tiny), 1 MiB budgets.
             config: server_config(),
-            websocket: small_buffers(),
             ..ServerOptions::default()
         };
         loop {
@@ -210,9 +202,6 @@ fn main() {
             let options = ClientOptions {
                 config: client_config(),
                 seed: i,
-                inbound_capacity: 4,
-                outbound_capacity: 4,
-                websocket: small_buffers(),
                 ..ClientOptions::default()
             };
             let mut client = connect(url.clone(), options).unwrap();

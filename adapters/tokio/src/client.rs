@@ -21,13 +21,15 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch, Notify, OwnedMutexGuard};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tokio_tungstenite::WebSocketStream;
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
+use crate::limits::{close_for, Limits};
 use crate::observe;
+use crate::queue::{self, Inbox, InboxSender, MessageSender, Outgoing};
 use crate::server::{seq_of_pong, text_of};
 use crate::PingStyle;
 
@@ -41,12 +43,10 @@ pub struct ClientOptions {
     /// How pings are sent: JSON text frames (servers running heartbeat) or protocol Ping frames
     /// (any WebSocket server answers those).
     pub pings: PingStyle,
-    /// Application messages buffered towards the application.
-    pub inbound_capacity: usize,
-    /// Application messages buffered towards the socket (kept across reconnects).
-    pub outbound_capacity: usize,
-    /// tungstenite's settings for [`connect`] (see `ServerOptions::websocket`).
-    pub websocket: WebSocketConfig,
+    /// Message and frame size limits, byte budgets and the read buffer. The outbound queue is
+    /// kept across reconnects. [`connect`] applies the size limits; a [`connect_with`]
+    /// connector applies them by creating its stream with [`Limits::websocket_config`].
+    pub limits: Limits,
 }
 
 impl Default for ClientOptions {
@@ -55,9 +55,7 @@ impl Default for ClientOptions {
             config: ClientConfig::default(),
             seed: 0,
             pings: PingStyle::Json,
-            inbound_capacity: 64,
-            outbound_capacity: 64,
-            websocket: WebSocketConfig::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -84,11 +82,12 @@ pub struct ClientHandle {
     /// Every core event (connect, RTT, misses, Slow, Recovered, Reconnect, ...), bounded (256);
     /// dropped, never blocking, when nobody drains them.
     pub events: mpsc::Receiver<Event>,
-    /// Application messages from the server, in order.
-    pub messages: mpsc::Receiver<WsMessage>,
-    /// Application messages to send. Queued while disconnected; a message being written when a
-    /// connection is given up may be lost (at most once).
-    pub sender: mpsc::Sender<WsMessage>,
+    /// Application messages from the server, in order, within the inbound byte budget.
+    pub messages: Inbox,
+    /// Application messages to send, within the outbound byte budget. Queued while
+    /// disconnected; a message being written when a connection is given up may be lost (at
+    /// most once).
+    pub sender: MessageSender,
     close: Option<tokio::sync::oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -121,7 +120,7 @@ pub fn connect(
     options: ClientOptions,
 ) -> Result<ClientHandle, ConfigErrors> {
     let url = url.into();
-    let websocket = options.websocket;
+    let websocket = options.limits.websocket_config();
     connect_with(
         move || {
             let url = url.clone();
@@ -158,8 +157,9 @@ where
         last_reconnect: None,
     });
     let (ev_tx, ev_rx) = mpsc::channel(256);
-    let (in_tx, in_rx) = mpsc::channel(options.inbound_capacity.max(1));
-    let (out_tx, out_rx) = mpsc::channel(options.outbound_capacity.max(1));
+    let (in_tx, in_rx) = queue::inbox(options.limits.inbound_budget);
+    // The outbound budget lives as long as the client: its queue outlives every socket.
+    let (out_tx, out_rx, _) = queue::outbox(options.limits.outbound_budget);
     let (close_tx, close_rx) = tokio::sync::oneshot::channel();
     let driver = Driver {
         core,
@@ -220,8 +220,8 @@ struct Driver<S> {
     pings: PingStyle,
     status: watch::Sender<ClientStatus>,
     events: mpsc::Sender<Event>,
-    app_in: mpsc::Sender<WsMessage>,
-    app_out: Arc<tokio::sync::Mutex<mpsc::Receiver<WsMessage>>>,
+    app_in: InboxSender,
+    app_out: Arc<tokio::sync::Mutex<Outgoing>>,
     conn: Option<Conn<S>>,
     connecting: Option<ConnectFuture<S>>,
 }
@@ -245,6 +245,7 @@ where
             };
             let wake = self.clock.to_tokio(deadline);
             let reading = self.conn.is_some() && held.is_none();
+            let need = held.as_ref().map(|m| self.app_in.budget().cost(m));
             let step = {
                 let connecting = &mut self.connecting;
                 let conn = &mut self.conn;
@@ -254,11 +255,15 @@ where
                     _ = &mut close_rx => Step::Close,
                     r = async { connecting.as_mut().expect("guarded").await }, if connecting.is_some() => Step::Opened(Box::new(r)),
                     next = async { conn.as_mut().expect("guarded").stream.next().await }, if reading => Step::Read(next),
-                    permit = app_in.reserve(), if held.is_some() => {
-                        match permit {
-                            Ok(p) => p.send(held.take().expect("guarded")),
-                            Err(_) => { held = None; app_in_open = false; }
+                    permit = async { app_in.budget().reserve(need.unwrap_or(0)).await }, if need.is_some() => {
+                        if let (Some(p), Some(m)) = (permit, held.take()) {
+                            app_in.push(m, p);
                         }
+                        continue;
+                    }
+                    () = app_in.closed(), if need.is_some() => {
+                        held = None;
+                        app_in_open = false;
                         continue;
                     }
                     () = tokio::time::sleep_until(wake) => Step::Timer,
@@ -268,7 +273,10 @@ where
             match step {
                 Step::Close => {
                     self.core.close();
-                    self.drop_conn(CloseCode::Normal, "client closed");
+                    self.drop_conn(CloseFrame {
+                        code: CloseCode::Normal,
+                        reason: "client closed".into(),
+                    });
                     self.publish();
                     break;
                 }
@@ -288,27 +296,36 @@ where
                 Step::Read(Some(Ok(frame))) => {
                     if let Some(app) = self.frame(now, frame) {
                         if app_in_open {
-                            match self.app_in.try_send(app) {
-                                Ok(()) => {}
-                                Err(mpsc::error::TrySendError::Full(m)) => held = Some(m),
-                                Err(mpsc::error::TrySendError::Closed(_)) => app_in_open = false,
+                            // Over the inbound budget, reading waits for the application.
+                            if let Err(m) = self.app_in.try_push(app) {
+                                held = Some(m);
                             }
                         }
                     }
                 }
                 Step::Read(Some(Err(e))) => {
                     info!(name: "websocket.connection_lost", error = %e, "read failed");
-                    self.drop_conn(CloseCode::Away, "read failed");
+                    // A protocol or size violation is named by its close code (1007, 1009, 1002).
+                    let close = close_for(&e).unwrap_or(CloseFrame {
+                        code: CloseCode::Away,
+                        reason: "read failed".into(),
+                    });
+                    self.drop_conn(close);
                     self.core.handle_disconnected(now);
                 }
                 Step::Read(None) => {
                     info!(name: "websocket.connection_lost", "server closed the connection");
-                    self.drop_conn(CloseCode::Away, "closed");
+                    self.drop_conn(CloseFrame {
+                        code: CloseCode::Away,
+                        reason: "closed".into(),
+                    });
                     self.core.handle_disconnected(now);
                 }
                 Step::Timer => {
                     if held.is_some() {
-                        // Data from the server is waiting for the application: it is alive.
+                        // Data from the server is waiting for the application: it is alive. The
+                        // client judges the server by pongs, which wait behind this data; the
+                        // server side (which judges by reads) gives no such credit.
                         self.core.handle_read(now);
                     }
                     self.core.handle_timeout(now);
@@ -373,12 +390,9 @@ where
 
     /// Lets the current socket go: the writer sends a close frame if it can within a second,
     /// and is aborted otherwise.
-    fn drop_conn(&mut self, code: CloseCode, reason: &'static str) {
+    fn drop_conn(&mut self, close: CloseFrame) {
         if let Some(mut conn) = self.conn.take() {
-            *lock(&conn.out.closing) = Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            });
+            *lock(&conn.out.closing) = Some(close);
             conn.out.wake.notify_one();
             if let Some(mut writer) = conn.writer.take() {
                 tokio::spawn(async move {
@@ -462,7 +476,10 @@ where
                     );
                     metrics::counter!(observe::RECONNECTS_TOTAL, "reason" => reason_text)
                         .increment(1);
-                    self.drop_conn(CloseCode::Away, reason_text);
+                    self.drop_conn(CloseFrame {
+                        code: CloseCode::Away,
+                        reason: reason_text.into(),
+                    });
                     self.status.send_modify(|s| s.last_reconnect = Some(reason));
                 }
             }
@@ -503,13 +520,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 async fn write_loop<S>(
     mut sink: SplitSink<WebSocketStream<S>, WsMessage>,
     out: Arc<ConnOut>,
-    app: Arc<tokio::sync::Mutex<mpsc::Receiver<WsMessage>>>,
+    app: Arc<tokio::sync::Mutex<Outgoing>>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     // The application queue is shared by successive sockets; a socket takes it only once its
     // own heartbeat frames are flowing, so a lingering old writer never delays a new ping.
-    let mut app_rx: Option<OwnedMutexGuard<mpsc::Receiver<WsMessage>>> = None;
+    let mut app_rx: Option<OwnedMutexGuard<Outgoing>> = None;
     loop {
         let frames: Vec<WsMessage> = lock(&out.outbox).drain(..).collect();
         for f in frames {
@@ -527,7 +544,9 @@ async fn write_loop<S>(
             () = out.wake.notified() => {}
             guard = Arc::clone(&app).lock_owned(), if app_rx.is_none() => app_rx = Some(guard),
             m = async { app_rx.as_mut().expect("guarded").recv().await }, if app_rx.is_some() => match m {
-                Some(m) => {
+                // The message keeps its budget until it is written.
+                Some(charged) => {
+                    let (m, _budget) = charged.split();
                     if sink.send(m).await.is_err() {
                         return;
                     }

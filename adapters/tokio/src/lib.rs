@@ -20,15 +20,40 @@
 //!   readiness event, which is milliseconds, not a queue of 20 ms jobs.
 //!
 //! # Backpressure, honestly
-//! When a connection's inbound channel is full, its reader stops reading: TCP flow control then
-//! slows that peer down, and that peer's own pings wait behind its own unread data (TCP is in
-//! order, nothing can jump ahead of bytes not yet read). Other connections are not affected: each
-//! has its own reader and channel. While a reader is held up this way the connection is not idle
-//! (data is waiting), so the adapter tells the core it read something, and the server's own
-//! pings still leave on schedule. Outbound, a full [`ServerConnection::sender`] makes the
+//! Each direction of a connection has a byte budget ([`Limits`]): application messages count
+//! their bytes (plus a small per-message overhead) while they wait, not their number.
+//!
+//! Inbound, the reader goes on reading while the messages the application has not taken yet
+//! fit in [`Limits::inbound_budget`]; heartbeats read meanwhile are answered at once. When the
+//! budget is full the reader stops reading: TCP flow control slows that peer down, and that
+//! peer's own pings wait behind its own unread data (TCP is in order). Other connections are not
+//! affected: each has its own reader and budget.
+//!
+//! **Liveness is what is read.** A stopped reader cannot tell a live peer from a dead one, and
+//! neither can anything else the server sees (a write to a dead peer completes into the local
+//! send buffer). So waiting earns the peer no credit, and this holds:
+//! - a peer from which nothing has been read for `idle_timeout` is closed with 1011 at that
+//!   moment, whatever the application does: whether it sent nothing, stopped reading, or its
+//!   data is stuck behind an application that does not take it. Nothing is pinned longer;
+//! - a live peer that sends something (its pings) at least once per `idle_timeout` is never
+//!   closed as idle while the application takes messages at least once per `idle_timeout`:
+//!   each message taken frees budget, the reader reads on, and every frame read counts. An
+//!   application that takes nothing for a whole `idle_timeout` gets its peer closed, as Python
+//!   `websockets` does when its paused reader leaves a keepalive pong unread.
+//!
+//! Outbound, a full [`ServerConnection::sender`] budget ([`Limits::outbound_budget`]) makes the
 //! application wait; heartbeat frames never queue behind it, but a frame already being written
 //! to a slow socket is finished first. A write stuck on a peer that stopped reading does not
 //! stop the heartbeat's timer: such a peer is still closed at its idle timeout.
+//!
+//! # Limits and protocol errors
+//! Messages and frames over 1 MiB ([`Limits`]) are refused with close code 1009 (a frame from its
+//! header alone), invalid UTF-8 with 1007, any other protocol violation (reserved opcodes or
+//! bits, an unmasked client frame) with 1002; the close frame is sent within a second or not
+//! at all. Protocol Ping frames are policed as JSON pings: a flood is closed with 1008.
+//! [`accept`] gives the whole handshake [`ServerOptions::handshake_timeout`] (10 s), can refuse
+//! with HTTP 503 over [`ServerOptions::max_connections`], and [`accept_with`] lets the
+//! application vet the upgrade request (path, `Origin`) first.
 //!
 //! # Time
 //! [`Clock`] is the one place time enters: `tokio::time::Instant` converted to the core's
@@ -42,13 +67,18 @@
 
 pub mod client;
 pub mod clock;
+pub mod limits;
 pub mod observe;
+pub mod queue;
 pub mod server;
 
 pub use client::{connect, connect_with, ClientHandle, ClientOptions, ClientStatus};
 pub use clock::Clock;
+pub use limits::Limits;
+pub use queue::{Inbox, MessageSender, SendError};
 pub use server::{
-    accept, serve, CloseCause, ConnectionEvent, ServerConnection, ServerOptions, STALL_GRACE,
+    accept, accept_with, serve, AcceptError, CloseCause, ConnectionEvent, ConnectionLimit,
+    ServerConnection, ServerOptions, STALL_GRACE,
 };
 
 /// How heartbeat pings are put on the wire.

@@ -20,18 +20,22 @@ use std::time::Duration;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use heartbeat_core::{
-    CloseReason, DecodeError, Instant, Message, Server, ServerConfig, ServerEvent,
+    CloseReason, ConfigErrors, DecodeError, Instant, Message, Server, ServerConfig, ServerEvent,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, info, warn};
 
 use crate::clock::Clock;
+use crate::limits::{close_for, Limits};
 use crate::observe;
+use crate::queue::{self, Budget, Inbox, InboxSender, MessageSender, Outgoing};
 use crate::PingStyle;
 
 pub use heartbeat_core::server::STALL_GRACE;
@@ -39,7 +43,8 @@ pub use heartbeat_core::server::STALL_GRACE;
 /// Heartbeat frames waiting for the writer; pongs collapse in the core, so this stays tiny.
 const OUTBOX_CAP: usize = 16;
 
-/// How long the reader keeps reading (for the peer's close frame) once the writer is done.
+/// How long the reader keeps reading (for the peer's close frame) once the writer is done, and
+/// how long a close frame may take to write.
 const LINGER: Duration = Duration::from_secs(1);
 
 /// How a connection is served.
@@ -47,29 +52,82 @@ const LINGER: Duration = Duration::from_secs(1);
 pub struct ServerOptions {
     /// The heartbeat settings (validated when the connection is served).
     pub config: ServerConfig,
-    /// Application messages buffered towards the application, per connection. When full, this
-    /// connection's reader waits: its peer is slowed down (TCP backpressure), nobody else is.
-    pub inbound_capacity: usize,
-    /// Application messages buffered towards the socket, per connection.
-    pub outbound_capacity: usize,
+    /// Message and frame size limits, byte budgets and the read buffer of each connection.
+    pub limits: Limits,
     /// How the server sends its own pings. Pongs always answer in the form of the ping.
     pub pings: PingStyle,
-    /// tungstenite's settings for [`accept`]. Its default read buffer is 128 KiB per
-    /// connection, allocated at once; for many mostly idle connections use 4 KiB
-    /// (`WebSocketConfig::default().read_buffer_size(4096)`), as the 10k-connection bench does.
-    pub websocket: WebSocketConfig,
+    /// How long [`accept`] and [`accept_with`] give the whole handshake, from the first byte
+    /// awaited to the response written (not per read: a peer dripping one byte at a time gets
+    /// no longer). Default 10 s.
+    pub handshake_timeout: Duration,
+    /// Shared by every connection accepted with these options: over the limit, [`accept`]
+    /// answers HTTP 503. A handshake in progress holds a slot. Default: no limit.
+    pub max_connections: Option<ConnectionLimit>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             config: ServerConfig::default(),
-            inbound_capacity: 64,
-            outbound_capacity: 64,
+            limits: Limits::default(),
             pings: PingStyle::Json,
-            websocket: WebSocketConfig::default(),
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: None,
         }
     }
+}
+
+/// At most this many connections at once, across every [`accept`] that shares it (clones share
+/// the count).
+#[derive(Clone, Debug)]
+pub struct ConnectionLimit {
+    slots: Arc<Semaphore>,
+    max: usize,
+}
+
+impl ConnectionLimit {
+    /// A limit of `max` connections.
+    #[must_use]
+    pub fn new(max: usize) -> ConnectionLimit {
+        let max = max.min(Semaphore::MAX_PERMITS);
+        ConnectionLimit {
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+        }
+    }
+
+    /// Connections (and handshakes in progress) that can still be taken on now.
+    #[must_use]
+    pub fn available(&self) -> usize {
+        self.slots.available_permits()
+    }
+}
+
+/// Why [`accept`] or [`accept_with`] did not produce a connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AcceptError {
+    /// The handshake did not complete within [`ServerOptions::handshake_timeout`].
+    #[error("the WebSocket handshake took longer than {0:?}")]
+    HandshakeTimeout(Duration),
+    /// The vetting hook refused the upgrade; this HTTP status was sent.
+    #[error("the upgrade request was refused with HTTP {status}")]
+    Rejected {
+        /// The HTTP status sent.
+        status: u16,
+    },
+    /// [`ServerOptions::max_connections`] were already open; HTTP 503 was sent.
+    #[error("refused with HTTP 503: {max} connections already open")]
+    TooManyConnections {
+        /// The limit.
+        max: usize,
+    },
+    /// The handshake failed (not a WebSocket upgrade, the peer went away, I/O).
+    #[error("the WebSocket handshake failed: {0}")]
+    Handshake(#[source] tungstenite::Error),
+    /// The server config breaks its own rules.
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
 }
 
 /// Why a served connection ended.
@@ -85,6 +143,14 @@ pub enum CloseCause {
     },
     /// The application sent a close frame.
     Application,
+    /// The peer broke the protocol or a size limit; a close frame with this code was sent (1007
+    /// invalid UTF-8, 1009 message or frame too big, 1002 any other protocol error).
+    Violation {
+        /// The close code sent.
+        code: u16,
+        /// What the peer did, as tungstenite reported it.
+        error: String,
+    },
     /// Reading or writing failed.
     Error(String),
 }
@@ -109,12 +175,13 @@ pub enum ConnectionEvent {
 pub struct ServerConnection {
     /// A number unique in this process, for logs.
     pub id: u64,
-    /// Application messages (text and binary frames that are not heartbeats), in order. Ends
-    /// when the connection ends.
-    pub messages: mpsc::Receiver<WsMessage>,
-    /// Application messages to send. They queue behind no heartbeat: heartbeat frames always
+    /// Application messages (text and binary frames that are not heartbeats), in order, within
+    /// the inbound byte budget ([`Limits::inbound_budget`]). Ends when the connection ends.
+    pub messages: Inbox,
+    /// Application messages to send, within the outbound byte budget
+    /// ([`Limits::outbound_budget`]). They queue behind no heartbeat: heartbeat frames always
     /// go first. Sending `WsMessage::Close(..)` closes the connection.
-    pub sender: mpsc::Sender<WsMessage>,
+    pub sender: MessageSender,
     /// Round trips, strikes and the close, bounded (64); events are dropped, never blocking the
     /// connection, if nobody drains them.
     pub events: mpsc::Receiver<ConnectionEvent>,
@@ -131,17 +198,18 @@ struct Shared {
     id: u64,
     pings: PingStyle,
     events: mpsc::Sender<ConnectionEvent>,
+    /// The connection's slot under [`ServerOptions::max_connections`], freed with the last task.
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 struct Inner {
     hb: Server,
     outbox: VecDeque<WsMessage>,
     close: Option<CloseReason>,
-    /// The reader holds an application message the application has no room for yet: data from
-    /// the peer is waiting, so the peer is alive even though nothing new is being read.
-    reader_waiting: bool,
     /// The reader is done (peer closed, error); the writer stops.
     reader_done: bool,
+    /// The close frame the reader's error calls for (a protocol or size violation).
+    violation: Option<CloseFrame>,
     /// Why the reader stopped, if it saw why.
     peer_cause: Option<CloseCause>,
 }
@@ -216,46 +284,119 @@ pub(crate) fn seq_of_pong(payload: &[u8]) -> Option<u64> {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Accepts a WebSocket handshake on `stream` and serves it with [`serve`].
+/// Accepts a WebSocket handshake on `stream` within [`ServerOptions::handshake_timeout`], with
+/// the size limits of [`ServerOptions::limits`], and serves it with [`serve`].
 ///
 /// # Errors
-/// The handshake failed.
-pub async fn accept<S>(
-    stream: S,
-    options: &ServerOptions,
-) -> Result<ServerConnection, tungstenite::Error>
+/// The handshake failed or timed out, the connection limit was reached, or the config is invalid.
+pub async fn accept<S>(stream: S, options: &ServerOptions) -> Result<ServerConnection, AcceptError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let ws = tokio_tungstenite::accept_async_with_config(stream, Some(options.websocket)).await?;
-    serve(ws, options).map_err(|e| tungstenite::Error::Io(std::io::Error::other(e.to_string())))
+    accept_with(stream, options, |_: &Request| Ok(())).await
+}
+
+/// Like [`accept`], with `vet` deciding on the upgrade request (path, `Origin`, headers) before
+/// anything is answered: `Err(status)` refuses it with that HTTP status (403, 404, ...).
+///
+/// # Errors
+/// As [`accept`], and [`AcceptError::Rejected`] when `vet` refused.
+pub async fn accept_with<S, V>(
+    stream: S,
+    options: &ServerOptions,
+    vet: V,
+) -> Result<ServerConnection, AcceptError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    V: FnOnce(&Request) -> Result<(), StatusCode> + Send + Unpin,
+{
+    // A handshake in progress holds a slot, so half-open handshakes count against the limit.
+    let (slot, busy) = match &options.max_connections {
+        Some(limit) => match Arc::clone(&limit.slots).try_acquire_owned() {
+            Ok(slot) => (Some(slot), None),
+            Err(_) => (None, Some(limit.max)),
+        },
+        None => (None, None),
+    };
+    // tungstenite's callback type fixes the (large) error type.
+    #[allow(clippy::result_large_err)]
+    let callback = move |request: &Request, response: Response| {
+        let verdict = match busy {
+            Some(_) => Err(StatusCode::SERVICE_UNAVAILABLE),
+            None => vet(request),
+        };
+        verdict.map(|()| response).map_err(refusal)
+    };
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        callback,
+        Some(options.limits.websocket_config()),
+    );
+    let ws = match tokio::time::timeout(options.handshake_timeout, handshake).await {
+        Err(_) => return Err(AcceptError::HandshakeTimeout(options.handshake_timeout)),
+        Ok(Err(tungstenite::Error::Http(response))) => {
+            return Err(match busy {
+                Some(max) => AcceptError::TooManyConnections { max },
+                None => AcceptError::Rejected {
+                    status: response.status().as_u16(),
+                },
+            })
+        }
+        Ok(Err(e)) => return Err(AcceptError::Handshake(e)),
+        Ok(Ok(ws)) => ws,
+    };
+    Ok(start(ws, options, slot)?)
+}
+
+/// The response refusing an upgrade with `status`.
+fn refusal(status: StatusCode) -> ErrorResponse {
+    let mut response = ErrorResponse::new(Some(
+        status.canonical_reason().unwrap_or("refused").to_owned(),
+    ));
+    *response.status_mut() = status;
+    response
 }
 
 /// Serves heartbeats on an accepted WebSocket: spawns its reader and writer on the current
 /// tokio runtime and returns the application's side of it.
+///
+/// The message and frame size limits are those `ws` was created with (tungstenite enforces
+/// them while reading): create it with [`Limits::websocket_config`] of `options.limits`. The
+/// byte budgets come from `options`.
 ///
 /// # Errors
 /// The server config breaks its own rules.
 pub fn serve<S>(
     ws: WebSocketStream<S>,
     options: &ServerOptions,
-) -> Result<ServerConnection, heartbeat_core::ConfigErrors>
+) -> Result<ServerConnection, ConfigErrors>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    start(ws, options, None)
+}
+
+fn start<S>(
+    ws: WebSocketStream<S>,
+    options: &ServerOptions,
+    slot: Option<OwnedSemaphorePermit>,
+) -> Result<ServerConnection, ConfigErrors>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let clock = Clock::new();
     let hb = Server::new(&options.config, clock.now())?;
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let (in_tx, in_rx) = mpsc::channel(options.inbound_capacity.max(1));
-    let (out_tx, out_rx) = mpsc::channel(options.outbound_capacity.max(1));
+    let (in_tx, in_rx) = queue::inbox(options.limits.inbound_budget);
+    let (out_tx, out_rx, out_budget) = queue::outbox(options.limits.outbound_budget);
     let (ev_tx, ev_rx) = mpsc::channel(64);
     let shared = Arc::new(Shared {
         inner: Mutex::new(Inner {
             hb,
             outbox: VecDeque::new(),
             close: None,
-            reader_waiting: false,
             reader_done: false,
+            violation: None,
             peer_cause: None,
         }),
         wake_writer: Notify::new(),
@@ -264,12 +405,13 @@ where
         id,
         pings: options.pings,
         events: ev_tx,
+        _slot: slot,
     });
     let (sink, stream) = ws.split();
     metrics::gauge!(observe::SERVER_CONNECTIONS).increment(1.0);
     debug!(name: "websocket.connection_open", connection = id);
     tokio::spawn(reader(stream, Arc::clone(&shared), in_tx));
-    tokio::spawn(writer(sink, shared, out_rx));
+    tokio::spawn(writer(sink, shared, out_rx, out_budget));
     Ok(ServerConnection {
         id,
         messages: in_rx,
@@ -281,7 +423,7 @@ where
 async fn reader<S>(
     mut stream: SplitStream<WebSocketStream<S>>,
     shared: Arc<Shared>,
-    app: mpsc::Sender<WsMessage>,
+    app: InboxSender,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -304,27 +446,40 @@ async fn reader<S>(
         let now = shared.clock.now();
         let frame = match frame {
             Ok(f) => f,
-            Err(e) => break CloseCause::Error(e.to_string()),
+            Err(e) => {
+                let Some(close) = close_for(&e) else {
+                    break CloseCause::Error(e.to_string());
+                };
+                let cause = CloseCause::Violation {
+                    code: u16::from(close.code),
+                    error: e.to_string(),
+                };
+                shared.lock().violation = Some(close);
+                break cause;
+            }
         };
         let forward = match frame {
             // Only exact heartbeats are taken out; any other text, however much it looks like
             // one, is the application's.
             WsMessage::Text(ref text) => match Message::from_json(text.as_str()) {
                 Ok(m) => {
-                    heartbeat(&shared, now, m);
+                    heartbeat(&shared, |hb| hb.handle_message(now, m));
                     false
                 }
                 Err(DecodeError::NotHeartbeat) => true,
             },
             WsMessage::Binary(_) => true,
-            // tungstenite has already queued the Pong; it leaves with the next read or write.
+            // Policed as a JSON ping; tungstenite has already queued the Pong, which leaves
+            // with the next read or write.
             WsMessage::Ping(_) => {
-                read(&shared, now);
+                heartbeat(&shared, |hb| hb.handle_protocol_ping(now));
                 false
             }
             WsMessage::Pong(ref payload) => {
                 match seq_of_pong(payload) {
-                    Some(seq) => heartbeat(&shared, now, Message::Pong { seq }),
+                    Some(seq) => heartbeat(&shared, |hb| {
+                        hb.handle_message(now, Message::Pong { seq });
+                    }),
                     None => read(&shared, now),
                 }
                 false
@@ -340,18 +495,22 @@ async fn reader<S>(
             continue;
         }
         read(&shared, now);
-        match app.try_send(frame) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(frame)) => {
-                shared.lock().reader_waiting = true;
-                tokio::select! {
-                    _ = app.send(frame) => {}
-                    () = shared.stop_reader.notified() => break CloseCause::Peer { code: None },
+        // Over the inbound budget the reader stops reading until the application takes enough.
+        // Waiting earns the peer no credit: liveness is what is read (see the crate docs,
+        // "Backpressure, honestly"), so a peer that sends nothing more is closed at its idle
+        // timeout however long the application takes.
+        if let Err(frame) = app.try_push(frame) {
+            let cost = app.budget().cost(&frame);
+            tokio::select! {
+                permit = app.budget().reserve(cost) => {
+                    if let Some(permit) = permit {
+                        app.push(frame, permit);
+                    }
                 }
-                shared.lock().reader_waiting = false;
+                // The application stopped listening; heartbeats go on.
+                () = app.closed() => {}
+                () = shared.stop_reader.notified() => break CloseCause::Peer { code: None },
             }
-            // The application stopped listening; heartbeats go on.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     };
     {
@@ -375,9 +534,6 @@ fn next_wake(shared: &Shared) -> tokio::time::Instant {
 fn on_timer(shared: &Shared) {
     let now = shared.clock.from_tokio(tokio::time::Instant::now());
     let mut inner = shared.lock();
-    if inner.reader_waiting {
-        inner.hb.handle_read(now);
-    }
     inner.hb.handle_timeout(now);
     shared.drain(&mut inner);
 }
@@ -416,10 +572,11 @@ fn write_failed(shared: &Shared, e: &tungstenite::Error) -> CloseCause {
     }
 }
 
-fn heartbeat(shared: &Shared, now: Instant, m: Message) {
+/// Hands a heartbeat input to the core and wakes the writer if it has something to send.
+fn heartbeat(shared: &Shared, input: impl FnOnce(&mut Server)) {
     let work = {
         let mut inner = shared.lock();
-        inner.hb.handle_message(now, m);
+        input(&mut inner.hb);
         shared.drain(&mut inner)
     };
     if work {
@@ -434,7 +591,8 @@ fn read(shared: &Shared, now: Instant) {
 async fn writer<S>(
     mut sink: SplitSink<WebSocketStream<S>, WsMessage>,
     shared: Arc<Shared>,
-    mut app: mpsc::Receiver<WsMessage>,
+    mut app: Outgoing,
+    budget: Budget,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -456,15 +614,18 @@ async fn writer<S>(
                 code: CloseCode::from(reason.close_code()),
                 reason: reason.as_str().into(),
             };
-            let _ = tokio::time::timeout(
-                Duration::from_secs(1),
-                sink.send(WsMessage::Close(Some(frame))),
-            )
-            .await;
+            let _ = tokio::time::timeout(LINGER, sink.send(WsMessage::Close(Some(frame)))).await;
             break CloseCause::Heartbeat(reason);
         }
         if done {
-            let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+            let violation = shared.lock().violation.take();
+            let _ = tokio::time::timeout(LINGER, async {
+                match violation {
+                    Some(frame) => sink.send(WsMessage::Close(Some(frame))).await,
+                    None => sink.close().await,
+                }
+            })
+            .await;
             break shared
                 .lock()
                 .peer_cause
@@ -476,12 +637,13 @@ async fn writer<S>(
             biased;
             () = shared.wake_writer.notified() => {}
             () = tokio::time::sleep_until(wake) => on_timer(&shared),
-            m = app.recv(), if app_open => match m {
-                Some(WsMessage::Close(frame)) => {
-                    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(WsMessage::Close(frame))).await;
+            m = app.recv(), if app_open => match m.map(queue::Charged::split) {
+                Some((WsMessage::Close(frame), _)) => {
+                    let _ = tokio::time::timeout(LINGER, sink.send(WsMessage::Close(frame))).await;
                     break CloseCause::Application;
                 }
-                Some(m) => {
+                // The message keeps its budget until it is written.
+                Some((m, _charged)) => {
                     if let Err(cause) = send_timed(&mut sink, m, &shared).await {
                         break cause;
                     }
@@ -490,6 +652,9 @@ async fn writer<S>(
             },
         }
     };
+    // Senders waiting for budget learn that the connection is over.
+    budget.close();
+    drop(app);
     shared.stop_reader.notify_one();
     metrics::gauge!(observe::SERVER_CONNECTIONS).decrement(1.0);
     info!(name: "websocket.connection_closed", connection = shared.id, cause = ?cause);

@@ -1,5 +1,7 @@
 //! The client side against a scripted server over in-memory pipes, under tokio's paused clock.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -337,4 +339,52 @@ async fn a_deeply_nested_frame_and_texts_naming_ping_reach_the_application() {
     assert_eq!(client.status.borrow().status, Status::Healthy);
     assert_eq!(server.accepted.load(Ordering::SeqCst), 1, "no reconnect");
     client.close().await;
+}
+
+/// A client whose one server is `script`: raw bytes written after the client connects; returns
+/// the code of the close frame the client sends back.
+async fn client_close_code_after(script: Vec<u8>) -> Option<u16> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let mut done_tx = Some(done_tx);
+    let client = connect_with(
+        move || {
+            let (a, b) = tokio::io::duplex(64 * 1024);
+            if let Some(done) = done_tx.take() {
+                let script = script.clone();
+                tokio::spawn(async move {
+                    let mut raw = a;
+                    tokio::io::AsyncWriteExt::write_all(&mut raw, &script)
+                        .await
+                        .unwrap();
+                    let _ = done.send(common::close_code(&mut raw).await);
+                });
+            }
+            async move {
+                Ok::<_, tokio_tungstenite::tungstenite::Error>(
+                    WebSocketStream::from_raw_socket(b, Role::Client, None).await,
+                )
+            }
+        },
+        options(),
+    )
+    .unwrap();
+    let code = timeout(LIMIT, done_rx)
+        .await
+        .expect("a close frame in time")
+        .unwrap()
+        .expect("a close frame before the end");
+    client.close().await;
+    code
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalid_utf8_from_the_server_is_closed_with_1007() {
+    let script = common::frame(0x80 | common::TEXT, &[0xff, 0xfe, 0xfd], None);
+    assert_eq!(client_close_code_after(script).await, Some(1007));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_masked_server_frame_is_closed_with_1002() {
+    let script = common::frame(0x80 | common::TEXT, b"hi", Some(common::MASK));
+    assert_eq!(client_close_code_after(script).await, Some(1002));
 }

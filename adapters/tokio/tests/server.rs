@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use heartbeat_core::{CloseReason, ServerConfig};
-use heartbeat_tokio::{serve, CloseCause, ConnectionEvent, PingStyle, ServerOptions};
+use heartbeat_tokio::{serve, CloseCause, ConnectionEvent, Limits, PingStyle, ServerOptions};
 use tokio::io::DuplexStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -230,12 +230,19 @@ async fn a_pong_goes_ahead_of_queued_application_frames() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_flooding_connection_is_slowed_without_delaying_others_or_being_closed_as_idle() {
+async fn a_slow_application_backpressures_a_live_peer_without_getting_it_closed_or_delaying_others()
+{
+    // About four small messages fit in the inbound budget (each counts its length + 64 bytes).
     let opts = ServerOptions {
-        inbound_capacity: 4,
+        limits: Limits {
+            inbound_budget: 300,
+            ..Limits::default()
+        },
         ..options()
     };
-    // Connection A: the application never reads its messages.
+    // Connection A: the peer floods, and pings the JSON way once a second; the application
+    // takes one message every 2 s, less than the peer sends and slower than the 1 s ping
+    // interval, within the 3 s idle timeout.
     let (srv_a, peer_a) = pair(4096).await;
     let mut conn_a = serve(srv_a, &opts).unwrap();
     let flood = tokio::spawn(async move {
@@ -243,13 +250,15 @@ async fn a_flooding_connection_is_slowed_without_delaying_others_or_being_closed
         let (mut sink, mut stream) = peer_a.split();
         let drain = tokio::spawn(async move { while stream.next().await.is_some() {} });
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut next_ping = tokio::time::Instant::now();
         while tokio::time::Instant::now() < deadline {
-            match timeout(
-                Duration::from_millis(100),
-                sink.send(Message::text(format!("data {sent}"))),
-            )
-            .await
-            {
+            let m = if tokio::time::Instant::now() >= next_ping {
+                next_ping += Duration::from_secs(1);
+                Message::text(format!(r#"{{"type":"ping","seq":{sent}}}"#))
+            } else {
+                Message::text(format!("data {sent}"))
+            };
+            match timeout(Duration::from_millis(100), sink.send(m)).await {
                 Ok(Ok(())) => sent += 1,
                 Ok(Err(_)) => break,
                 Err(_) => {} // backpressure: the server is not reading
@@ -257,6 +266,17 @@ async fn a_flooding_connection_is_slowed_without_delaying_others_or_being_closed
         }
         drain.abort();
         sent
+    });
+    let slow_app = tokio::spawn(async move {
+        let mut got = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            if let Ok(m) = conn_a.messages.try_recv() {
+                got.push(m.into_text().unwrap().to_string());
+            }
+        }
+        (conn_a, got)
     });
     // Connection B: pings are answered at once while A is held up.
     let (srv_b, mut peer_b) = pair(64 * 1024).await;
@@ -276,23 +296,23 @@ async fn a_flooding_connection_is_slowed_without_delaying_others_or_being_closed
         }
         assert_eq!(t.elapsed(), Duration::ZERO);
     }
-    // Five seconds in, well past the 3 s idle timeout: A is held up, not closed as idle.
+    let sent = timeout(LIMIT, flood).await.unwrap().unwrap();
+    let (mut conn_a, got) = timeout(LIMIT, slow_app).await.unwrap().unwrap();
+    // Ten seconds in, well past the 3 s idle timeout: A was held up, never closed.
+    while let Ok(e) = conn_a.events.try_recv() {
+        assert!(
+            !matches!(e, ConnectionEvent::Closed(_)),
+            "the backpressured connection was closed: {e:?}"
+        );
+    }
+    assert_eq!(got.len(), 5, "the application took one message per 2 s");
+    assert!(got.iter().all(|m| m.starts_with("data ")), "{got:?}");
+    // Without backpressure the flood would never stop sending at this paused instant. What
+    // did go out is what the pipe (4 KiB) and tungstenite's last read of it hold: ~600 frames.
     assert!(
-        conn_a.events.try_recv().is_err(),
-        "no event (in particular no close) on the held-up connection"
+        sent < 1000,
+        "the peer was slowed down (backpressure): {sent} sent"
     );
-    let received = {
-        let mut n = 0;
-        while conn_a.messages.try_recv().is_ok() {
-            n += 1;
-        }
-        n
-    };
-    assert!(
-        received >= 4,
-        "the application's channel filled up ({received})"
-    );
-    flood.abort();
 }
 
 #[tokio::test(start_paused = true)]
@@ -368,4 +388,126 @@ async fn application_messages_naming_ping_reach_the_application_unanswered() {
         next(&mut peer).await,
         Message::text(r#"{"type":"pong","seq":3}"#)
     );
+}
+
+/// Sends `n` text messages of `len` bytes as fast as the server takes them, for at most
+/// `for_at_most`; returns how many went out. Backpressure shows as a send that does not finish.
+async fn send_until_held_up(
+    sink: &mut futures_util::stream::SplitSink<Ws, Message>,
+    n: usize,
+    len: usize,
+) -> usize {
+    let body = "x".repeat(len);
+    let mut sent = 0;
+    while sent < n {
+        match timeout(
+            Duration::from_millis(100),
+            sink.send(Message::text(body.clone())),
+        )
+        .await
+        {
+            Ok(Ok(())) => sent += 1,
+            Ok(Err(_)) | Err(_) => break,
+        }
+    }
+    sent
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_peer_whose_messages_the_application_never_takes_is_closed_at_the_idle_timeout() {
+    // Measured on the old code: a peer sent more than the application's buffer holds, stopped
+    // reading and went silent; the waiting reader counted as "alive" on every tick and the
+    // connection was never closed (2 GB pinned for 133 unread 15 MiB echoes).
+    let (srv, peer) = pair(64 * 1024).await;
+    let mut conn = serve(srv, &options()).unwrap();
+    let start = tokio::time::Instant::now();
+    let (mut sink, stream) = peer.split();
+    let sent = send_until_held_up(&mut sink, 200, 16 * 1024).await;
+    assert!(sent < 200, "the server stopped reading ({sent} sent)");
+    // Silence: the peer neither sends nor reads from here on; the application takes nothing.
+    assert_eq!(
+        closed_event(&mut conn).await,
+        CloseCause::Heartbeat(CloseReason::IdleTimeout)
+    );
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+    drop((sink, stream));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_protocol_ping_flood_is_closed_with_1008() {
+    // The same policing as for JSON pings (see a_ping_flood_is_closed_with_1008): a burst of
+    // 6, 2 tolerated strikes, the ninth ping closes. tungstenite answers each itself.
+    let (srv, mut peer) = pair(64 * 1024).await;
+    let mut conn = serve(srv, &options()).unwrap();
+    for seq in 0..12u64 {
+        peer.send(Message::Ping(seq.to_be_bytes().to_vec().into()))
+            .await
+            .unwrap();
+    }
+    let close = timeout(LIMIT, async {
+        loop {
+            match next(&mut peer).await {
+                Message::Close(frame) => break frame.expect("a close frame with a code"),
+                Message::Pong(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the flood is closed");
+    assert_eq!(u16::from(close.code), 1008);
+    assert_eq!(close.reason.as_str(), "too_many_pings");
+    let mut strikes = Vec::new();
+    let cause = loop {
+        match timeout(LIMIT, conn.events.recv()).await.unwrap() {
+            Some(ConnectionEvent::Strike { strikes: n }) => strikes.push(n),
+            Some(ConnectionEvent::Closed(cause)) => break cause,
+            Some(_) => {}
+            None => panic!("no Closed event"),
+        }
+    };
+    assert_eq!(strikes, [1, 2, 3]);
+    assert_eq!(cause, CloseCause::Heartbeat(CloseReason::TooManyPings));
+}
+
+#[tokio::test(start_paused = true)]
+async fn many_small_unread_messages_do_not_stop_the_reader_the_budget_counts_bytes() {
+    // 100 messages of 10 bytes are far below the inbound byte budget: the reader goes on
+    // reading, and the ping behind them is answered at once although the application takes
+    // nothing. (A channel that counted messages, 64 of them, stopped the reader here.)
+    let (srv, mut peer) = pair(64 * 1024).await;
+    let _conn = serve(srv, &options()).unwrap();
+    let start = tokio::time::Instant::now();
+    for i in 0..100 {
+        peer.send(Message::text(format!("data {i:05}")))
+            .await
+            .unwrap();
+    }
+    peer.send(Message::text(r#"{"type":"ping","seq":1}"#))
+        .await
+        .unwrap();
+    let pong = Message::text(r#"{"type":"pong","seq":1}"#);
+    timeout(Duration::from_millis(500), async {
+        while next(&mut peer).await != pong {}
+    })
+    .await
+    .expect("the ping behind 100 small messages is answered");
+    assert_eq!(start.elapsed(), Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn many_small_outbound_messages_queue_without_waiting_the_budget_counts_bytes() {
+    // The peer reads nothing; 1,000 messages of 10 bytes are far below the outbound byte
+    // budget, so the application queues them all without waiting.
+    let (srv, _peer) = pair(1024).await;
+    let conn = serve(srv, &options()).unwrap();
+    for i in 0..1000 {
+        timeout(
+            Duration::from_millis(10),
+            conn.sender.send(Message::text(format!("data {i:05}"))),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("message {i} waited"))
+        .unwrap();
+    }
 }
