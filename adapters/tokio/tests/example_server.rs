@@ -5,7 +5,7 @@
 //! that stay inside their directory and never block the I/O thread, logs on stderr that never
 //! block it either, rate-limited warnings, and an accept loop that backs off when out of fds.
 //!
-//! Runs the example binary that `cargo test` builds (target/<profile>/examples/server).
+//! Runs the example binary (target/<profile>/examples/server), built first with cargo.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -31,13 +31,36 @@ impl Drop for Kill {
     }
 }
 
+/// The example binary, built first: `cargo test --test example_server` alone builds no
+/// examples, and a stale binary would test old code.
 fn example(name: &str) -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .map(|profile| profile.join("examples").join(name))
-        .unwrap()
+    let profile = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let built = BUILT.get_or_init(|| {
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args([
+            "build",
+            "--quiet",
+            "-p",
+            "heartbeat-tokio",
+            "--example",
+            name,
+        ]);
+        if profile.file_name().is_some_and(|p| p == "release") {
+            cargo.arg("--release");
+        }
+        match cargo.status() {
+            Ok(s) if s.success() => Ok(()),
+            Ok(s) => Err(format!("cargo build --example {name}: {s}")),
+            Err(e) => Err(format!("cargo build --example {name}: {e}")),
+        }
+    });
+    if let Err(e) = built {
+        panic!("{e}");
+    }
+    profile.join("examples").join(name)
 }
 
 /// What the test does with the server's stdout and stderr after the first stdout line.
@@ -299,7 +322,8 @@ async fn static_files_websocket_echo_and_stall_control() {
 #[tokio::test]
 async fn stall_control_is_off_without_allow_stall() {
     timeout(LIMIT, async {
-        let server = start(&[], Output::Read).await;
+        let dir = tmp_dir("no-stall");
+        let server = start(&["--static-dir", dir.to_str().unwrap()], Output::Read).await;
         let addr = server.addr.as_str();
         let (head, _) = get(addr, "/control/stall?secs=1").await;
         assert!(head.starts_with("HTTP/1.1 404"), "{head}");
@@ -307,6 +331,7 @@ async fn stall_control_is_off_without_allow_stall() {
         assert!(head.starts_with("HTTP/1.1 404"), "{head}");
         let took = probe(addr).await;
         assert!(took < Duration::from_millis(500), "stalled: {took:?}");
+        let _ = std::fs::remove_dir_all(&dir);
     })
     .await
     .expect("bounded");

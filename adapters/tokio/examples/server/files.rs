@@ -15,7 +15,7 @@ pub(crate) enum Found {
     /// The file's bytes and `Content-Type`.
     File(Vec<u8>, &'static str),
     /// Nothing servable: missing, outside the directory, or not a regular file.
-    NotFound,
+    Nothing,
     /// A regular file larger than the cap.
     TooLarge {
         /// Its size in bytes (at least `max + 1`).
@@ -30,16 +30,16 @@ pub(crate) enum Found {
 pub(crate) fn lookup(root: &Path, path: &str, max_bytes: u64) -> Found {
     let rel = Path::new(path.trim_start_matches('/'));
     if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-        return Found::NotFound;
+        return Found::Nothing;
     }
     let Some(mut file) = inside(root, &root.join(rel)) else {
-        return Found::NotFound;
+        return Found::Nothing;
     };
     let mut name = PathBuf::from(rel);
     if file.is_dir() {
         match inside(root, &file.join("index.html")) {
             Some(index) => file = index,
-            None => return Found::NotFound,
+            None => return Found::Nothing,
         }
         name = PathBuf::from("index.html");
     }
@@ -48,10 +48,10 @@ pub(crate) fn lookup(root: &Path, path: &str, max_bytes: u64) -> Found {
     // and the open then only holds a blocking-pool thread.
     match std::fs::metadata(&file) {
         Ok(m) if m.is_file() => {}
-        _ => return Found::NotFound,
+        _ => return Found::Nothing,
     }
     let Ok(opened) = File::open(&file) else {
-        return Found::NotFound;
+        return Found::Nothing;
     };
     match opened.metadata() {
         Ok(m) if m.is_file() => {
@@ -62,7 +62,7 @@ pub(crate) fn lookup(root: &Path, path: &str, max_bytes: u64) -> Found {
                 };
             }
         }
-        _ => return Found::NotFound,
+        _ => return Found::Nothing,
     }
     // The file may grow after the check: read one byte more than allowed at most.
     let mut bytes = Vec::new();
@@ -71,7 +71,7 @@ pub(crate) fn lookup(root: &Path, path: &str, max_bytes: u64) -> Found {
         .read_to_end(&mut bytes)
         .is_err()
     {
-        return Found::NotFound;
+        return Found::Nothing;
     }
     if bytes.len() as u64 > max_bytes {
         return Found::TooLarge {

@@ -23,6 +23,7 @@ mod http;
 mod logging;
 mod origin;
 
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -251,6 +252,14 @@ async fn accept_loop(listener: TcpListener, settings: Arc<Settings>) {
                 let _ = stream.set_nodelay(true);
                 tokio::spawn(connection(stream, peer, settings.clone()));
             }
+            // One connection's trouble, not the listener's: take the next one at once.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionAborted
+                        | ErrorKind::ConnectionReset
+                        | ErrorKind::Interrupted
+                ) => {}
             Err(e) => {
                 warn!(
                     name: "example.accept_failed",
@@ -294,8 +303,17 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, settings: Arc<Setti
     };
     if head.is_websocket_upgrade() {
         upgrade(stream, peer, head, &settings).await;
-    } else if head.path == "/control/stall" && settings.allow_stall {
-        stall_control(stream, peer, &head, &settings).await;
+    } else if head.path == "/control/stall" {
+        if settings.allow_stall {
+            stall_control(stream, peer, &head, &settings).await;
+        } else {
+            Answer::text(
+                "404 Not Found",
+                "not found (the stall control needs --allow-stall)\n",
+            )
+            .send(&mut stream, &head.method)
+            .await;
+        }
     } else {
         static_file(stream, &head, &settings).await;
     }
@@ -308,7 +326,7 @@ async fn upgrade(mut stream: TcpStream, peer: SocketAddr, head: Head, settings: 
             "WebSocket upgrades are served on {} only\n",
             settings.ws_path
         );
-        warn!(name: "example.upgrade_refused", %peer, path = %head.path, "upgrade refused: wrong path");
+        warn!(name: "example.upgrade_refused", %peer, path = ?head.path, "upgrade refused: wrong path");
         Answer::text("404 Not Found", &body)
             .send(&mut stream, &head.method)
             .await;
@@ -414,14 +432,14 @@ async fn static_file(mut stream: TcpStream, head: &Head, settings: &Settings) {
     let found = match tokio::time::timeout(FILE_TIMEOUT, lookup).await {
         Ok(Ok(found)) => found,
         Ok(Err(e)) => {
-            warn!(name: "example.static_file_failed", path = %head.path, "static file lookup failed: {e}");
+            warn!(name: "example.static_file_failed", path = ?head.path, "static file lookup failed: {e}");
             Answer::text("500 Internal Server Error", "file lookup failed\n")
                 .send(&mut stream, &head.method)
                 .await;
             return;
         }
         Err(_) => {
-            warn!(name: "example.static_file_failed", path = %head.path, "static file lookup took over {FILE_TIMEOUT:?}");
+            warn!(name: "example.static_file_failed", path = ?head.path, "static file lookup took over {FILE_TIMEOUT:?}");
             Answer::text("503 Service Unavailable", "file lookup too slow\n")
                 .send(&mut stream, &head.method)
                 .await;
@@ -439,7 +457,7 @@ async fn static_file(mut stream: TcpStream, head: &Head, settings: &Settings) {
             .send(&mut stream, &head.method)
             .await;
         }
-        Found::NotFound => {
+        Found::Nothing => {
             Answer::text("404 Not Found", "not found\n")
                 .send(&mut stream, &head.method)
                 .await;

@@ -5,7 +5,7 @@
 //! send no `Origin` and are let in. The server's own origins are fixed from its listening
 //! address, never taken from the request's `Host` (a DNS-rebinding page controls `Host`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// The allowed origins, lower case, as browsers serialise them (`http://host:port`).
 #[derive(Debug, Clone)]
@@ -32,10 +32,10 @@ impl Origins {
                 "[::1]".to_owned(),
             ]
         } else {
-            vec![SocketAddr::new(ip, 0)
-                .to_string()
-                .trim_end_matches(":0")
-                .to_owned()]
+            match ip {
+                IpAddr::V4(v4) => vec![v4.to_string()],
+                IpAddr::V6(v6) => vec![format!("[{v6}]")],
+            }
         };
         let port = addr.port();
         let mut own = Vec::new();
