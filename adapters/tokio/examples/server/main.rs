@@ -356,11 +356,11 @@ async fn upgrade(mut stream: TcpStream, peer: SocketAddr, head: Head, settings: 
                 .app
                 .spawn(handler(conn, settings.work_ms, settings.echo));
         }
-        Ok(Err(e)) => warn!(name: "example.handshake_failed", %peer, "handshake failed: {e}"),
+        Ok(Err(e)) => warn!(name: "example.handshake_failed", %peer, "upgrade failed: {e}"),
         Err(_) => warn!(
             name: "example.handshake_failed",
             %peer,
-            "handshake failed: not done within {HANDSHAKE_TIMEOUT:?}"
+            "upgrade failed: handshake not done within {HANDSHAKE_TIMEOUT:?}"
         ),
     }
 }
