@@ -198,8 +198,6 @@ struct Shared {
     id: u64,
     pings: PingStyle,
     events: mpsc::Sender<ConnectionEvent>,
-    /// The connection's slot under [`ServerOptions::max_connections`], freed with the last task.
-    _slot: Option<OwnedSemaphorePermit>,
 }
 
 struct Inner {
@@ -405,13 +403,12 @@ where
         id,
         pings: options.pings,
         events: ev_tx,
-        _slot: slot,
     });
     let (sink, stream) = ws.split();
     metrics::gauge!(observe::SERVER_CONNECTIONS).increment(1.0);
     debug!(name: "websocket.connection_open", connection = id);
     tokio::spawn(reader(stream, Arc::clone(&shared), in_tx));
-    tokio::spawn(writer(sink, shared, out_rx, out_budget));
+    tokio::spawn(writer(sink, shared, out_rx, out_budget, slot));
     Ok(ServerConnection {
         id,
         messages: in_rx,
@@ -593,6 +590,7 @@ async fn writer<S>(
     shared: Arc<Shared>,
     mut app: Outgoing,
     budget: Budget,
+    slot: Option<OwnedSemaphorePermit>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -655,6 +653,9 @@ async fn writer<S>(
     // Senders waiting for budget learn that the connection is over.
     budget.close();
     drop(app);
+    // The connection is over for the limit once its close is decided; the reader may linger
+    // for the peer's close frame, at most LINGER.
+    drop(slot);
     shared.stop_reader.notify_one();
     metrics::gauge!(observe::SERVER_CONNECTIONS).decrement(1.0);
     info!(name: "websocket.connection_closed", connection = shared.id, cause = ?cause);

@@ -1,0 +1,135 @@
+//! Byte budgets hold what they say, both ways, and the client refuses oversize frames too.
+//! In-memory pipes under tokio's paused clock.
+
+mod common;
+
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use heartbeat_core::ServerConfig;
+use heartbeat_tokio::queue::MESSAGE_OVERHEAD;
+use heartbeat_tokio::{connect_with, serve, ClientOptions, Limits, SendError, ServerOptions};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+const LIMIT: Duration = Duration::from_secs(30);
+const BUDGET: usize = 64 * 1024;
+const BODY: usize = 8 * 1024;
+
+fn options() -> ServerOptions {
+    ServerOptions {
+        config: ServerConfig {
+            ping_interval: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(3),
+            min_client_ping_interval: Duration::from_millis(500),
+            max_ping_strikes: 2,
+        },
+        limits: Limits {
+            inbound_budget: BUDGET,
+            outbound_budget: BUDGET,
+            ..Limits::default()
+        },
+        ..ServerOptions::default()
+    }
+}
+
+/// Messages of BODY bytes that fit in BUDGET together.
+const FIT: usize = BUDGET / (BODY + MESSAGE_OVERHEAD);
+
+#[tokio::test(start_paused = true)]
+async fn the_inbound_budget_bounds_what_waits_for_the_application() {
+    let (a, b) = tokio::io::duplex(256 * 1024);
+    let srv = WebSocketStream::from_raw_socket(a, Role::Server, None).await;
+    let mut peer = WebSocketStream::from_raw_socket(b, Role::Client, None).await;
+    let mut conn = serve(srv, &options()).unwrap();
+    for i in 0..20 {
+        peer.send(Message::text(format!("{i:02}{}", "x".repeat(BODY - 2))))
+            .await
+            .unwrap();
+    }
+    // Let the reader run until it waits for the application.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let mut queued = 0;
+    while conn.messages.try_recv().is_ok() {
+        queued += 1;
+    }
+    assert_eq!(FIT, 7);
+    assert_eq!(
+        queued, FIT,
+        "what fits in 64 KiB, the one the reader holds excluded"
+    );
+    // Taking them freed the budget: the reader goes on, in order.
+    let next = timeout(LIMIT, conn.messages.recv()).await.unwrap().unwrap();
+    assert!(next.into_text().unwrap().starts_with(&format!("{FIT:02}")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_outbound_budget_bounds_what_waits_for_the_peer() {
+    // The peer reads nothing; the pipe is tiny: the writer is stuck on the first message.
+    let (a, _b) = tokio::io::duplex(1024);
+    let srv = WebSocketStream::from_raw_socket(a, Role::Server, None).await;
+    let conn = serve(srv, &options()).unwrap();
+    let body = "x".repeat(BODY);
+    let mut queued = 0;
+    let full = loop {
+        match conn.sender.try_send(Message::text(body.clone())) {
+            Ok(()) => queued += 1,
+            Err(e) => break e,
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    assert!(matches!(full, SendError::Full(_)), "{full:?}");
+    assert_eq!(queued, FIT, "the message being written still counts");
+    // `send` waits rather than queue beyond the budget.
+    assert!(timeout(
+        Duration::from_millis(500),
+        conn.sender.send(Message::text(body))
+    )
+    .await
+    .is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_refuses_a_frame_over_its_limit_with_1009() {
+    let options = ClientOptions {
+        limits: Limits {
+            max_frame_size: 64 * 1024,
+            ..Limits::default()
+        },
+        ..ClientOptions::default()
+    };
+    let config = options.limits.websocket_config();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let mut done_tx = Some(done_tx);
+    let client = connect_with(
+        move || {
+            let (a, b) = tokio::io::duplex(64 * 1024);
+            if let Some(done) = done_tx.take() {
+                tokio::spawn(async move {
+                    let mut raw = a;
+                    let header = common::header(0x80 | common::TEXT, 64 * 1024 + 1, None);
+                    tokio::io::AsyncWriteExt::write_all(&mut raw, &header)
+                        .await
+                        .unwrap();
+                    let _ = done.send(common::close_code(&mut raw).await);
+                });
+            }
+            async move {
+                Ok::<_, tokio_tungstenite::tungstenite::Error>(
+                    WebSocketStream::from_raw_socket(b, Role::Client, Some(config)).await,
+                )
+            }
+        },
+        options,
+    )
+    .unwrap();
+    let code = timeout(LIMIT, done_rx)
+        .await
+        .expect("a close frame in time")
+        .unwrap()
+        .expect("a close frame before the end");
+    assert_eq!(code, Some(1009));
+    client.close().await;
+}
