@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! ulimit -n 20000   # each process holds one socket per connection
-//! cargo bench -p heartbeat-tokio --bench many_connections -- [--conns 10000] [--secs 60]
+//! cargo bench -p heartbeat-tokio --bench many_connections -- [--conns 10000] [--secs 60] \
+//!     [--default-config]
 //! ```
 //!
 //! The server runs in a child process (this binary with `--serve`) on one I/O thread, so its
@@ -29,7 +30,16 @@ fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// `--default-config`: the library's default heartbeat settings (15 s client pings, 25 s server
+/// pings) instead of 1 s pings both ways: what idle connections cost in production.
+fn default_config() -> bool {
+    std::env::args().any(|a| a == "--default-config")
+}
+
 fn server_config() -> ServerConfig {
+    if default_config() {
+        return ServerConfig::default();
+    }
     ServerConfig {
         ping_interval: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(5),
@@ -39,6 +49,9 @@ fn server_config() -> ServerConfig {
 }
 
 fn client_config() -> ClientConfig {
+    if default_config() {
+        return ClientConfig::default();
+    }
     ClientConfig {
         ping_interval: Duration::from_secs(1),
         pong_timeout: Duration::from_millis(900),
@@ -166,6 +179,7 @@ fn main() {
     let secs = arg("--secs", 60);
     let mut child = Command::new(std::env::current_exe().unwrap())
         .arg("--serve")
+        .args(default_config().then_some("--default-config"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -195,7 +209,12 @@ fn main() {
     let rtt_max_us = Arc::new(AtomicU64::new(0));
     let window_open = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let url = format!("ws://127.0.0.1:{port}/ws");
-    println!("{conns} connections to {url}, 1 s pings both ways, {secs} s window");
+    let pings = if default_config() {
+        "default pings (client 15 s, server 25 s)"
+    } else {
+        "1 s pings both ways"
+    };
+    println!("{conns} connections to {url}, {pings}, {secs} s window");
     let clients = rt.block_on(async {
         let mut clients = Vec::new();
         for i in 0..conns {
