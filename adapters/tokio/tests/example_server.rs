@@ -567,9 +567,11 @@ async fn logs_go_to_stderr_without_colours() {
 #[tokio::test]
 async fn an_unread_log_pipe_never_delays_pongs() {
     timeout(LIMIT, async {
-        let server = start(&[], Output::Unread).await;
+        // A short queue, so lines are dropped (the lossy path) as well as queued.
+        let server = start(&["--log-queue-lines", "100"], Output::Unread).await;
         let addr = server.addr.as_str();
-        // Each session logs two lines (about 200 bytes): 600 of them overfill a 64 KiB pipe.
+        // Each session logs two lines (about 200 bytes): 600 of them overfill a 64 KiB pipe
+        // and the queue.
         let mut slowest = Duration::ZERO;
         for i in 0..600 {
             let took = timeout(Duration::from_secs(5), probe(addr))

@@ -15,9 +15,6 @@ use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGua
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
-/// Lines queued for the writer thread before new ones are dropped (about 2 MB of lines).
-const BUFFERED_LINES: usize = 10_000;
-
 /// The target of this module's own summaries; they are never rate-limited themselves.
 const SUMMARY_TARGET: &str = "log_limit";
 
@@ -25,10 +22,11 @@ const SUMMARY_TARGET: &str = "log_limit";
 const SUMMARY_EVERY: Duration = Duration::from_secs(1);
 
 /// Installs the subscriber. Keep the guard until exit: dropping it flushes queued lines.
-pub(crate) fn init(warnings_per_second: u32) -> WorkerGuard {
+/// `queue_lines` lines wait for the writer thread at most; more are dropped and counted.
+pub(crate) fn init(warnings_per_second: u32, queue_lines: usize) -> WorkerGuard {
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(true)
-        .buffered_lines_limit(BUFFERED_LINES)
+        .buffered_lines_limit(queue_lines.max(1))
         .thread_name("log-writer")
         .finish(std::io::stderr());
     let dropped = writer.error_counter();
@@ -54,8 +52,9 @@ pub(crate) fn init(warnings_per_second: u32) -> WorkerGuard {
 }
 
 /// Once a second: how many warnings each log statement had suppressed, and lines dropped.
+/// Suppressed counts may be lost with a dropped summary line; the dropped total is not.
 fn summarise(limit: &WarnLimit, dropped: &ErrorCounter) {
-    let mut dropped_before = 0;
+    let mut reported = 0;
     loop {
         std::thread::sleep(SUMMARY_EVERY);
         for (name, suppressed) in limit.take_suppressed() {
@@ -67,14 +66,18 @@ fn summarise(limit: &WarnLimit, dropped: &ErrorCounter) {
                 limit.0.per_second
             );
         }
-        let now = dropped.dropped_lines();
-        if now > dropped_before {
+        // A total, reported until a report gets through: a report is itself a line that can
+        // be dropped while stderr is stuck.
+        let total = dropped.dropped_lines();
+        if total > reported {
             warn!(
                 target: SUMMARY_TARGET,
-                dropped = now - dropped_before,
-                "log lines dropped: stderr is not read fast enough"
+                dropped_total = total,
+                "log lines dropped since start: stderr is not read fast enough"
             );
-            dropped_before = now;
+            if dropped.dropped_lines() == total {
+                reported = total;
+            }
         }
     }
 }

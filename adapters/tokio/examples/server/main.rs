@@ -4,7 +4,7 @@
 //! cargo run -p heartbeat-tokio --example server -- [CONFIG] --addr 127.0.0.1:PORT \
 //!     [--static-dir DIR [--max-file-bytes N]] [--ws-path /ws] [--allow-origin ORIGIN]... \
 //!     [--cpu-heavy [--work-ms 20]] [--stall-after SECS --stall-for SECS] [--allow-stall] \
-//!     [--no-echo] [--pings json|protocol] [--warnings-per-second 10]
+//!     [--no-echo] [--pings json|protocol] [--warnings-per-second 10] [--log-queue-lines 10000]
 //! ```
 //!
 //! Sockets and heartbeats run on a one-thread I/O runtime ([`heartbeat_tokio::IoThread`]);
@@ -100,6 +100,10 @@ struct Args {
     /// and summarised once a second. 0: no limit.
     #[arg(long, default_value_t = 10)]
     warnings_per_second: u32,
+    /// Log lines waiting for stderr at most (about 100 bytes each); more are dropped and
+    /// counted, so a stderr nobody reads never holds the server up.
+    #[arg(long, default_value_t = 10_000)]
+    log_queue_lines: usize,
 }
 
 fn parse_ws_path(value: &str) -> Result<String, String> {
@@ -130,7 +134,7 @@ struct Settings {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let _log_guard = logging::init(args.warnings_per_second);
+    let _log_guard = logging::init(args.warnings_per_second, args.log_queue_lines);
     let config = match heartbeat_tokio::load_config(args.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
