@@ -297,6 +297,44 @@ where
 /// Like [`accept`], with `vet` deciding on the upgrade request (path, `Origin`, headers) before
 /// anything is answered: `Err(status)` refuses it with that HTTP status (403, 404, ...).
 ///
+/// An allow-list: upgrades on `/ws` only, from clients that send no `Origin` (not a browser) or
+/// from the application's own pages.
+///
+/// ```no_run
+/// use heartbeat_tokio::{accept_with, ServerOptions};
+/// use tokio_tungstenite::tungstenite::handshake::server::Request;
+/// use tokio_tungstenite::tungstenite::http::StatusCode;
+///
+/// const ORIGINS: [&str; 2] = ["https://app.example", "http://127.0.0.1:8080"];
+///
+/// fn vet(request: &Request) -> Result<(), StatusCode> {
+///     if request.uri().path() != "/ws" {
+///         return Err(StatusCode::NOT_FOUND);
+///     }
+///     match request.headers().get("origin").map(|o| o.to_str()) {
+///         None => Ok(()),
+///         Some(Ok(origin)) if ORIGINS.contains(&origin) => Ok(()),
+///         Some(_) => Err(StatusCode::FORBIDDEN),
+///     }
+/// }
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+/// let options = ServerOptions::default();
+/// loop {
+///     let (tcp, _) = listener.accept().await?;
+///     let options = options.clone();
+///     tokio::spawn(async move {
+///         if let Ok(mut conn) = accept_with(tcp, &options, vet).await {
+///             while let Some(message) = conn.messages.recv().await {
+///                 let _ = conn.sender.send(message).await;
+///             }
+///         }
+///     });
+/// }
+/// # }
+/// ```
+///
 /// # Errors
 /// As [`accept`], and [`AcceptError::Rejected`] when `vet` refused.
 pub async fn accept_with<S, V>(
