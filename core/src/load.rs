@@ -84,6 +84,18 @@ pub enum LoadError {
         /// What is wrong.
         message: &'static str,
     },
+    /// YAML flow collections nest deeper than [`MAX_YAML_FLOW_DEPTH`]; found before parsing.
+    #[error("{format} error at line {line}, column {column}: [ and {{ nested more than {limit} deep (a configuration needs two or three levels)")]
+    TooDeep {
+        /// The format.
+        format: Format,
+        /// 1-based line of the bracket that goes one level too deep.
+        line: usize,
+        /// 1-based column of that bracket.
+        column: usize,
+        /// The limit, [`MAX_YAML_FLOW_DEPTH`].
+        limit: usize,
+    },
     /// An override names a setting that does not exist.
     #[error("{var}: no such setting (HEARTBEAT_<CLIENT|SERVER|NETWORK>__<FIELD> with a field of that section, e.g. HEARTBEAT_CLIENT__PING_INTERVAL)")]
     UnknownOverride {
@@ -201,8 +213,20 @@ impl StoryFile {
 /// fields are errors.
 ///
 /// # Errors
-/// [`LoadError::Parse`] with the line and column of the problem.
+/// [`LoadError::Parse`] with the line and column of the problem; [`LoadError::TooDeep`] for YAML
+/// nested deeper than [`MAX_YAML_FLOW_DEPTH`] (JSON and TOML parsers stop at their own recursion
+/// limits in linear time).
 pub fn parse(text: &str, format: Format) -> Result<Config, LoadError> {
+    if format == Format::Yaml {
+        if let Some((line, column)) = yaml_flow_too_deep(text, MAX_YAML_FLOW_DEPTH) {
+            return Err(LoadError::TooDeep {
+                format,
+                line,
+                column,
+                limit: MAX_YAML_FLOW_DEPTH,
+            });
+        }
+    }
     let value: serde_json::Value = match format {
         Format::Yaml => serde_yaml_ng::from_str(text).map_err(|e| yaml_error(&e))?,
         Format::Toml => toml::from_str(text).map_err(|e| toml_error(text, &e))?,
@@ -378,6 +402,411 @@ pub fn parse_named(path: &str, text: &str) -> Result<Config, LoadError> {
     parse(text, format)
 }
 
+/// The deepest nesting of YAML flow collections (`[` and `{`) a file may have. A configuration
+/// needs two or three levels; the YAML parser's time grows with the square of this depth (a
+/// 400 KB file of `[[[[...` took minutes), so deeper text is refused before it is parsed.
+pub const MAX_YAML_FLOW_DEPTH: usize = 64;
+
+/// Where YAML flow collections first nest deeper than `limit`, as (line, column), both 1-based;
+/// `None` when they never do.
+///
+/// One pass over the text that follows libyaml's scanner (the parser under serde_yaml_ng) far
+/// enough to know where it sees a `[`, `{`, `]` or `}` token: comments, quoted, plain and block
+/// scalars, tags, anchors, document markers and the block indentation that decides where a plain
+/// or block scalar ends. Wherever the two could disagree, the parser stops with an error at or
+/// before that point, which bounds its work as well. The `config` fuzz target checks the depth
+/// against libyaml's own tokens.
+#[must_use]
+pub fn yaml_flow_too_deep(text: &str, limit: usize) -> Option<(usize, usize)> {
+    YamlScan::new(text.as_bytes()).run(limit)
+}
+
+/// The little of libyaml's scanner state the flow depth depends on.
+struct YamlScan<'a> {
+    b: &'a [u8],
+    /// Byte offset.
+    i: usize,
+    /// 0-based line and column (in characters), and the character offset, as libyaml counts.
+    line: usize,
+    col: usize,
+    chars: usize,
+    flow: usize,
+    /// Block indentation (-1 at the top) and the enclosing ones.
+    indent: isize,
+    indents: std::vec::Vec<isize>,
+    /// libyaml's `simple_key_allowed`.
+    allowed: bool,
+    /// The possible simple key in block context: its line, character offset and column.
+    key: Option<(usize, usize, usize)>,
+}
+
+impl<'a> YamlScan<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        let i = if b.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            3
+        } else {
+            0
+        };
+        YamlScan {
+            b,
+            i,
+            line: 0,
+            col: 0,
+            chars: 0,
+            flow: 0,
+            indent: -1,
+            indents: std::vec::Vec::new(),
+            allowed: true,
+            key: None,
+        }
+    }
+
+    fn at(&self, k: usize) -> u8 {
+        self.b.get(self.i + k).copied().unwrap_or(0)
+    }
+
+    fn eof(&self) -> bool {
+        self.i >= self.b.len()
+    }
+
+    /// The length in bytes of a line break at `i + k` (CR LF, CR, LF, NEL, LS, PS), else 0.
+    fn brk(&self, k: usize) -> usize {
+        match (self.at(k), self.at(k + 1), self.at(k + 2)) {
+            (b'\r', b'\n', _) => 2,
+            (b'\r' | b'\n', _, _) => 1,
+            (0xC2, 0x85, _) => 2,
+            (0xE2, 0x80, 0xA8 | 0xA9) => 3,
+            _ => 0,
+        }
+    }
+
+    fn blank(&self, k: usize) -> bool {
+        matches!(self.at(k), b' ' | b'\t')
+    }
+
+    fn blankz(&self, k: usize) -> bool {
+        self.blank(k) || self.brk(k) > 0 || self.i + k >= self.b.len()
+    }
+
+    /// Moves past one character (a line break, CR LF included, is one).
+    fn advance(&mut self) {
+        let n = self.brk(0);
+        if n > 0 {
+            self.i += n;
+            self.chars += if self.at(0) == b'\r' && n == 2 { 2 } else { 1 };
+            self.line += 1;
+            self.col = 0;
+            return;
+        }
+        let len = match self.at(0) {
+            0x00..=0x7F => 1,
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            _ => 4,
+        };
+        self.i = (self.i + len).min(self.b.len());
+        self.chars += 1;
+        self.col += 1;
+    }
+
+    fn document_marker(&self) -> bool {
+        self.col == 0
+            && (self.b[self.i..].starts_with(b"---") || self.b[self.i..].starts_with(b"..."))
+            && self.blankz(3)
+    }
+
+    fn roll(&mut self, column: usize) {
+        let column = column as isize;
+        if self.flow == 0 && self.indent < column {
+            self.indents.push(self.indent);
+            self.indent = column;
+        }
+    }
+
+    fn unroll(&mut self, column: isize) {
+        if self.flow == 0 {
+            while self.indent > column {
+                self.indent = self.indents.pop().unwrap_or(-1);
+            }
+        }
+    }
+
+    fn save_key(&mut self) {
+        if self.allowed && self.flow == 0 {
+            self.key = Some((self.line, self.chars, self.col));
+        }
+    }
+
+    fn run(mut self, limit: usize) -> Option<(usize, usize)> {
+        loop {
+            // Whitespace, comments and line breaks between tokens.
+            loop {
+                while self.at(0) == b' '
+                    || (self.at(0) == b'\t' && (self.flow > 0 || !self.allowed))
+                {
+                    self.advance();
+                }
+                if self.at(0) == b'#' {
+                    while self.brk(0) == 0 && !self.eof() {
+                        self.advance();
+                    }
+                }
+                if self.brk(0) == 0 {
+                    break;
+                }
+                self.advance();
+                if self.flow == 0 {
+                    self.allowed = true;
+                }
+            }
+            if self.eof() {
+                return None;
+            }
+            if let Some((line, chars, _)) = self.key {
+                if line < self.line || chars + 1024 < self.chars {
+                    self.key = None;
+                }
+            }
+            self.unroll(self.col as isize);
+            let c = self.at(0);
+            if self.col == 0 && c == b'%' || self.document_marker() {
+                // A directive or a document marker: back to the top level.
+                self.unroll(-1);
+                self.key = None;
+                self.allowed = false;
+                if c == b'%' {
+                    while self.brk(0) == 0 && !self.eof() {
+                        self.advance();
+                    }
+                } else {
+                    (0..3).for_each(|_| self.advance());
+                }
+                continue;
+            }
+            match c {
+                b'[' | b'{' => {
+                    self.save_key();
+                    self.flow += 1;
+                    if self.flow > limit {
+                        return Some((self.line + 1, self.col + 1));
+                    }
+                    self.allowed = true;
+                    self.advance();
+                }
+                b']' | b'}' => {
+                    self.flow = self.flow.saturating_sub(1);
+                    self.allowed = false;
+                    self.advance();
+                }
+                b',' => {
+                    self.allowed = true;
+                    self.advance();
+                }
+                b'-' if self.blankz(1) => {
+                    self.roll(self.col);
+                    self.take_key();
+                    self.allowed = true;
+                    self.advance();
+                }
+                b'?' if self.flow > 0 || self.blankz(1) => {
+                    self.roll(self.col);
+                    self.take_key();
+                    self.allowed = self.flow == 0;
+                    self.advance();
+                }
+                b':' if self.flow > 0 || self.blankz(1) => {
+                    // After a simple key's `:` no simple key may follow on the line; after a
+                    // bare `:` in block context one may.
+                    self.allowed = false;
+                    if self.flow == 0 {
+                        match self.key.take() {
+                            Some((_, _, column)) => self.roll(column),
+                            None => {
+                                self.roll(self.col);
+                                self.allowed = true;
+                            }
+                        }
+                    }
+                    self.advance();
+                }
+                b'*' | b'&' => {
+                    self.save_key();
+                    self.advance();
+                    while self.at(0).is_ascii_alphanumeric() || matches!(self.at(0), b'_' | b'-') {
+                        self.advance();
+                    }
+                    self.allowed = false;
+                }
+                b'!' => {
+                    self.save_key();
+                    self.tag();
+                    self.allowed = false;
+                }
+                b'|' | b'>' if self.flow == 0 => {
+                    self.take_key();
+                    self.block_scalar();
+                    self.allowed = true;
+                }
+                b'\'' | b'"' => {
+                    self.save_key();
+                    self.quoted(c);
+                    self.allowed = false;
+                }
+                _ => {
+                    self.save_key();
+                    self.allowed = self.plain();
+                }
+            }
+        }
+    }
+
+    /// libyaml removes the possible simple key of the current level at an indicator.
+    fn take_key(&mut self) {
+        if self.flow == 0 {
+            self.key = None;
+        }
+    }
+
+    /// `!tag`, `!handle!suffix` or `!<verbatim>`: the token runs to a blank (or, in a flow
+    /// collection, a comma); only a verbatim tag may hold `,`, `[` and `]`.
+    fn tag(&mut self) {
+        self.advance();
+        if self.at(0) == b'<' {
+            while self.at(0) != b'>' && !self.blankz(0) {
+                self.advance();
+            }
+        }
+        while !(self.blankz(0) || self.flow > 0 && self.at(0) == b',') {
+            self.advance();
+        }
+    }
+
+    fn quoted(&mut self, quote: u8) {
+        self.advance();
+        while !self.eof() {
+            let c = self.at(0);
+            if quote == b'\'' && c == b'\'' {
+                self.advance();
+                if self.at(0) != b'\'' {
+                    return;
+                }
+            } else if quote == b'"' && c == b'\\' {
+                self.advance();
+            } else if c == quote {
+                self.advance();
+                return;
+            }
+            self.advance();
+        }
+    }
+
+    /// A plain scalar, ended as libyaml ends it; returns whether a simple key may follow
+    /// (it ended after a line break).
+    fn plain(&mut self) -> bool {
+        let indent = self.indent + 1;
+        let mut leading_blanks = false;
+        loop {
+            if self.document_marker() || self.at(0) == b'#' {
+                break;
+            }
+            while !self.blankz(0) {
+                let c = self.at(0);
+                let flow_stop = |c: u8| matches!(c, b',' | b'[' | b']' | b'{' | b'}');
+                if c == b':'
+                    && (self.blankz(1)
+                        || self.flow > 0 && (flow_stop(self.at(1)) || self.at(1) == b'?'))
+                    || self.flow > 0 && flow_stop(c)
+                {
+                    return leading_blanks;
+                }
+                leading_blanks = false;
+                self.advance();
+            }
+            if !(self.blank(0) || self.brk(0) > 0) {
+                break;
+            }
+            while self.blank(0) || self.brk(0) > 0 {
+                if self.brk(0) > 0 {
+                    leading_blanks = true;
+                }
+                self.advance();
+            }
+            if self.flow == 0 && (self.col as isize) < indent {
+                break;
+            }
+        }
+        leading_blanks
+    }
+
+    /// `|` or `>` with its header, then every line indented at least as far as the first.
+    fn block_scalar(&mut self) {
+        self.advance();
+        let mut increment = 0;
+        for _ in 0..2 {
+            match self.at(0) {
+                b'+' | b'-' => self.advance(),
+                d @ b'1'..=b'9' if increment == 0 => {
+                    increment = isize::from(d - b'0');
+                    self.advance();
+                }
+                _ => {}
+            }
+        }
+        while self.blank(0) {
+            self.advance();
+        }
+        if self.at(0) == b'#' {
+            while self.brk(0) == 0 && !self.eof() {
+                self.advance();
+            }
+        }
+        if self.brk(0) == 0 {
+            // libyaml stops here with an error; so may we.
+            return;
+        }
+        self.advance();
+        let mut indent = if increment > 0 {
+            if self.indent >= 0 {
+                self.indent + increment
+            } else {
+                increment
+            }
+        } else {
+            0
+        };
+        self.block_breaks(&mut indent);
+        while self.col as isize == indent && !self.eof() {
+            while self.brk(0) == 0 && !self.eof() {
+                self.advance();
+            }
+            if self.eof() {
+                return;
+            }
+            self.advance();
+            self.block_breaks(&mut indent);
+        }
+    }
+
+    /// Blank lines and the indentation of a block scalar's next line; fixes the scalar's
+    /// indentation from its first line when the header gave none.
+    fn block_breaks(&mut self, indent: &mut isize) {
+        let mut max = 0;
+        loop {
+            while (*indent == 0 || (self.col as isize) < *indent) && self.at(0) == b' ' {
+                self.advance();
+            }
+            max = max.max(self.col as isize);
+            if self.brk(0) == 0 {
+                break;
+            }
+            self.advance();
+        }
+        if *indent == 0 {
+            *indent = max.max(self.indent + 1).max(1);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,6 +855,84 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("heartbeat_timeout_seconds"), "{e}");
+    }
+
+    /// A 400 KB file of `[[[[...` used to keep the YAML parser busy for about two minutes
+    /// (its time grows with the square of the depth) before it failed on its recursion limit;
+    /// now it is refused before parsing, naming the bracket that goes too deep and the limit.
+    #[test]
+    fn a_400_kb_deeply_nested_yaml_file_is_refused_before_parsing() {
+        let n = 200_000;
+        let text = format!("client: {}{}\n", "[".repeat(n), "]".repeat(n));
+        let err = parse(&text, Format::Yaml).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                LoadError::TooDeep {
+                    line: 1,
+                    column: 73,
+                    limit: MAX_YAML_FLOW_DEPTH,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "YAML error at line 1, column 73: [ and { nested more than 64 deep (a configuration needs two or three levels)"
+        );
+        // The same in mappings, over many lines, and behind quoted closers that are no closers.
+        let maps = format!("client:\n{}", "  {a: \n".repeat(n / 8));
+        assert!(matches!(
+            parse(&maps, Format::Yaml),
+            Err(LoadError::TooDeep { line: 66, .. })
+        ));
+        let quoted = format!("x: {}", "[\"]\", '}', ".repeat(n / 8));
+        assert!(matches!(
+            parse(&quoted, Format::Yaml),
+            Err(LoadError::TooDeep { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn yaml_nesting_up_to_the_limit_is_parsed() {
+        let depth = |d: usize| format!("x: {}{}\n", "[".repeat(d), "]".repeat(d));
+        let err = parse(&depth(MAX_YAML_FLOW_DEPTH), Format::Yaml).unwrap_err();
+        assert!(
+            matches!(err, LoadError::Parse { .. }) && err.to_string().contains("unknown field `x`"),
+            "{err}"
+        );
+        assert!(matches!(
+            parse(&depth(MAX_YAML_FLOW_DEPTH + 1), Format::Yaml),
+            Err(LoadError::TooDeep { .. })
+        ));
+    }
+
+    /// Brackets that YAML reads as text (comments, quoted, plain and block scalars, tags) are
+    /// not nesting: a story file full of them loads.
+    #[test]
+    fn brackets_in_yaml_text_are_not_nesting() {
+        let many = "[".repeat(100);
+        let text = format!(
+            "# {many}\nwebsocket:\n  frontend:\n    ping_interval_seconds: 15 # {many}\n\
+             app:\n  single: '{many}'\n  double: \"{many}\\\"\"\n  plain: a{many}\n  \
+             multi: a\n    {many}\n  block: |\n    {many}\n    {many}\n  folded: >-\n    {many}\n\
+             \x20 tagged: !!str '{many}'\n  flow: [a, {{b: '{many}'}}, \"]]]\", c]\n"
+        );
+        let c = parse(&text, Format::Yaml).unwrap();
+        assert_eq!(c.client.ping_interval, Duration::from_secs(15));
+    }
+
+    /// JSON and TOML parsers stop at their own recursion limits, at once.
+    #[test]
+    fn deep_json_and_toml_fail_on_the_parsers_recursion_limit() {
+        let n = 200_000;
+        let json = format!("{{\"client\": {}{}}}", "[".repeat(n), "]".repeat(n));
+        let toml = format!("x = {}{}", "[".repeat(n), "]".repeat(n));
+        for (text, f) in [(json, Format::Json), (toml, Format::Toml)] {
+            let err = parse(&text, f).unwrap_err();
+            assert!(err.to_string().contains("recursion limit"), "{f}: {err}");
+        }
     }
 
     #[test]

@@ -93,6 +93,35 @@ fn hostile_and_careless_config_files() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// 400 KB of `[[[[...` kept `heartbeat check` busy for about two minutes (the YAML parser's
+/// time grows with the square of the nesting); it is refused at once with exit code 2, the line
+/// and column of the bracket past the limit, and the limit.
+#[test]
+fn a_deeply_nested_yaml_file_is_refused_with_its_position_and_the_limit() {
+    let dir = std::env::temp_dir().join(format!("heartbeat-cli-deep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let deep = dir.join("deep.yaml");
+    let n = 200_000;
+    std::fs::write(
+        &deep,
+        format!(
+            "client:\n  ping_interval: {}{}\n",
+            "[".repeat(n),
+            "]".repeat(n)
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = heartbeat(&["check", deep.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "deep.yaml: YAML error at line 2, column 82: [ and { nested more than 64 deep"
+        ),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn check_rejects_a_short_tolerance_with_exit_one_and_a_diagram() {
     let (code, out, _) = heartbeat(&["check", &format!("{}/tolerance-too-short.toml", configs())]);

@@ -110,10 +110,7 @@ impl Reference {
         // Transmits: the pong first, then at most one ping, numbered in sequence.
         let mut transmits = out.transmits.iter().peekable();
         if let Some(Message::Pong { seq }) = transmits.peek() {
-            assert!(
-                matches!(op, Op::Ping(s) if s == *seq),
-                "{op:?} {out:?}"
-            );
+            assert!(matches!(op, Op::Ping(s) if s == *seq), "{op:?} {out:?}");
             transmits.next();
         } else if let Op::Ping(_) = op {
             assert!(
@@ -318,7 +315,9 @@ fuzz_target!(|input: Input| {
         } else {
             assert_eq!(client.missed_pongs(), 0);
         }
-        let timeout = client.poll_timeout().expect("an open client has a deadline");
+        let timeout = client
+            .poll_timeout()
+            .expect("an open client has a deadline");
         if let Op::Timeout = op {
             assert!(timeout >= now, "{timeout} after handle_timeout({now})");
             // A deadline at `now` (a zero backoff) is handled at `now` and moves on.
@@ -329,7 +328,11 @@ fuzz_target!(|input: Input| {
                 let out = drain(&mut client);
                 r.check(Op::Timeout, now, before, client.status(), &out);
                 spins += 1;
-                assert!(spins <= 2, "busy loop at {now}: {:?}", client.poll_timeout());
+                assert!(
+                    spins <= 2,
+                    "busy loop at {now}: {:?}",
+                    client.poll_timeout()
+                );
             }
         }
     }

@@ -17,6 +17,69 @@ use heartbeat_core::load::{self, LoadError, ENV_PREFIX};
 use heartbeat_core::{Client, Instant, Server};
 use libfuzzer_sys::fuzz_target;
 
+/// The deepest nesting of flow collections libyaml's scanner reports before its first error,
+/// and whether it read the whole text.
+fn libyaml_flow_depth(text: &str) -> (usize, bool) {
+    use core::mem::MaybeUninit;
+    use unsafe_libyaml::*;
+    // SAFETY: the parser is initialized before use and deleted once; every token scanned is
+    // deleted; the input outlives the parser.
+    unsafe {
+        let mut parser = MaybeUninit::<yaml_parser_t>::uninit();
+        if yaml_parser_initialize(parser.as_mut_ptr()).fail {
+            return (0, false);
+        }
+        let parser = parser.as_mut_ptr();
+        yaml_parser_set_encoding(parser, YAML_UTF8_ENCODING);
+        yaml_parser_set_input_string(parser, text.as_ptr(), text.len() as u64);
+        let (mut depth, mut max, mut complete) = (0usize, 0usize, false);
+        loop {
+            let mut token = MaybeUninit::<yaml_token_t>::uninit();
+            if yaml_parser_scan(parser, token.as_mut_ptr()).fail {
+                break;
+            }
+            let token = token.as_mut_ptr();
+            let kind = (*token).type_;
+            yaml_token_delete(token);
+            match kind {
+                YAML_FLOW_SEQUENCE_START_TOKEN | YAML_FLOW_MAPPING_START_TOKEN => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                YAML_FLOW_SEQUENCE_END_TOKEN | YAML_FLOW_MAPPING_END_TOKEN => {
+                    depth = depth.saturating_sub(1);
+                }
+                YAML_STREAM_END_TOKEN => {
+                    complete = true;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        yaml_parser_delete(parser);
+        (max, complete)
+    }
+}
+
+/// The loader's pre-check never sees less nesting than libyaml (else the quadratic parse it
+/// guards against is back), and on text libyaml scans to the end, exactly as much.
+fn check_flow_depth(text: &str) {
+    let (depth, complete) = libyaml_flow_depth(text);
+    if depth > 0 {
+        assert!(
+            load::yaml_flow_too_deep(text, depth - 1).is_some(),
+            "libyaml nests {depth} deep, the pre-check less"
+        );
+    }
+    if complete {
+        assert_eq!(
+            load::yaml_flow_too_deep(text, depth),
+            None,
+            "the pre-check nests deeper than libyaml's {depth}"
+        );
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let [format, overrides, rest @ ..] = data else {
         return;
@@ -48,6 +111,9 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let text = parts.join("\0");
 
+    if path.ends_with(".yaml") || path.ends_with(".yml") {
+        check_flow_depth(&text);
+    }
     let result = load::resolve(Some((path, &text)), env.iter().map(|(k, v)| (k, v)));
     match result {
         Ok((config, applied)) => {

@@ -164,7 +164,10 @@ fuzz_target!(|input: Input| {
 
         if r.closed {
             assert!(server.is_closed(), "a closed server reopened");
-            assert!(transmits.is_empty() && events.is_empty(), "{transmits:?} {events:?}");
+            assert!(
+                transmits.is_empty() && events.is_empty(),
+                "{transmits:?} {events:?}"
+            );
             assert_eq!(server.poll_timeout(), None);
             continue;
         }
@@ -197,7 +200,10 @@ fuzz_target!(|input: Input| {
         if let Some(n) = strike {
             assert!(matches!(op, Op::Ping(_)), "{op:?} {events:?}");
             assert!(!config.min_client_ping_interval.is_zero());
-            assert!(!r.well_behaved, "a well-behaved client was struck: {events:?}");
+            assert!(
+                !r.well_behaved,
+                "a well-behaved client was struck: {events:?}"
+            );
             assert_eq!(n, server.strikes());
             assert!((1..=config.max_ping_strikes + 1).contains(&n), "{n}");
             assert_eq!(
@@ -272,8 +278,14 @@ fuzz_target!(|input: Input| {
         }
         assert!(!server.is_closed());
         assert_eq!(server.next_seq(), r.next_seq);
-        let timeout = server.poll_timeout().expect("an open server has a deadline");
-        assert_eq!(timeout, r.next_ping.min(r.idle_deadline()), "{op:?} at {now}");
+        let timeout = server
+            .poll_timeout()
+            .expect("an open server has a deadline");
+        assert_eq!(
+            timeout,
+            r.next_ping.min(r.idle_deadline()),
+            "{op:?} at {now}"
+        );
         if matches!(op, Op::Timeout) {
             assert!(timeout > now, "{timeout} after handle_timeout({now})");
         }
