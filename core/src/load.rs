@@ -7,6 +7,7 @@
 //! `*_seconds` fields), so a team can point the tools at the config it already has.
 
 use std::borrow::ToOwned;
+use std::format;
 use std::string::{String, ToString};
 use std::time::Duration;
 
@@ -227,30 +228,150 @@ pub fn parse(text: &str, format: Format) -> Result<Config, LoadError> {
             });
         }
     }
-    let value: serde_json::Value = match format {
-        Format::Yaml => serde_yaml_ng::from_str(text).map_err(|e| yaml_error(&e))?,
-        Format::Toml => toml::from_str(text).map_err(|e| toml_error(text, &e))?,
-        Format::Json => serde_json::from_str(text).map_err(|e| json_error(&e))?,
+    // Which layout: a first look that accepts any value under any key (a full tree of the
+    // document would refuse numbers it cannot hold and blame the wrong thing).
+    let probe = match format {
+        Format::Yaml => serde_yaml_ng::from_str::<Option<Probe>>(text).map_err(drop),
+        Format::Toml => toml::from_str::<Probe>(text).map(Some).map_err(drop),
+        Format::Json => serde_json::from_str::<Option<Probe>>(text).map_err(drop),
     };
-    let story = value.get("websocket").is_some();
-    // Deserialize from the text again (not the Value) so that errors keep their position.
+    let story = match probe {
+        // An empty document (or `null`): the defaults.
+        Ok(None) => return Ok(Config::default()),
+        Ok(Some(p)) => p.websocket,
+        // The typed pass below reports the error with its position.
+        Err(()) => false,
+    };
+    // Deserialize from the text (not a tree) so that errors keep their position.
     macro_rules! typed {
         ($t:ty) => {
             match format {
                 Format::Yaml => serde_yaml_ng::from_str::<$t>(text).map_err(|e| yaml_error(&e)),
-                Format::Toml => toml::from_str::<$t>(text).map_err(|e| toml_error(text, &e)),
-                Format::Json => serde_json::from_str::<$t>(text).map_err(|e| json_error(&e)),
+                Format::Toml => toml::from_str::<$t>(text)
+                    .map_err(|e| name_field(text, format, story, toml_error(text, &e))),
+                Format::Json => serde_json::from_str::<$t>(text)
+                    .map_err(|e| name_field(text, format, story, json_error(&e))),
             }
         };
-    }
-    if value.is_null() {
-        return Ok(Config::default());
     }
     if story {
         typed!(StoryFile)?.into_config()
     } else {
         typed!(Config)
     }
+}
+
+/// The first look at a file: is it in the story's layout?
+#[derive(Deserialize)]
+struct Probe {
+    #[serde(default, deserialize_with = "present")]
+    websocket: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+}
+
+/// YAML's messages name the field (`client.ping_interval: ...`); TOML's and JSON's give only a
+/// position. Finds the setting at fault by reading each one alone, and names it the same way.
+fn name_field(text: &str, format: Format, story: bool, error: LoadError) -> LoadError {
+    let LoadError::Parse {
+        format: f,
+        line,
+        column,
+        message,
+    } = error
+    else {
+        return error;
+    };
+    let tree: Option<serde_json::Value> = match format {
+        Format::Toml => toml::from_str(text).ok(),
+        Format::Json => serde_json::from_str(text).ok(),
+        Format::Yaml => None,
+    };
+    let field = tree
+        .and_then(|tree| failing_field(&tree, story, &message))
+        .or_else(|| {
+            (format == Format::Toml)
+                .then(|| toml_key_at(text, line))
+                .flatten()
+        });
+    LoadError::Parse {
+        format: f,
+        line,
+        column,
+        message: match field {
+            Some(field) => format!("{field}: {message}"),
+            None => message,
+        },
+    }
+}
+
+/// The dotted key set on 1-based `line` of TOML text, under the nearest `[table]` above it: for
+/// errors the document tree cannot show (a number TOML cannot hold, a NaN).
+fn toml_key_at(text: &str, line: usize) -> Option<String> {
+    let lines: std::vec::Vec<&str> = text.lines().take(line).collect();
+    let (key, _) = lines.get(line.checked_sub(1)?)?.split_once('=')?;
+    let key = key.trim();
+    let table = lines
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .and_then(|l| l.strip_prefix('[')?.split(']').next());
+    Some(match table {
+        Some(table) => format!("{}.{key}", table.trim()),
+        None => key.to_owned(),
+    })
+}
+
+/// The setting (`section.field`, or a whole section) that does not deserialize on its own,
+/// preferring the one whose error reads as `message`.
+fn failing_field(tree: &serde_json::Value, story: bool, message: &str) -> Option<String> {
+    use serde_json::{json, Value};
+    let (root, prefix, sections) = if story {
+        (
+            tree.get("websocket")?,
+            "websocket.",
+            ["frontend", "backend", "network"],
+        )
+    } else {
+        (tree, "", ["client", "server", "network"])
+    };
+    let fails = |section: &str, one: Value| -> Option<String> {
+        let one = json!({ section: one });
+        if story {
+            serde_json::from_value::<StoryFile>(json!({ "websocket": one }))
+                .err()
+                .map(|e| e.to_string())
+        } else {
+            serde_json::from_value::<Config>(one)
+                .err()
+                .map(|e| e.to_string())
+        }
+    };
+    let mut first = None;
+    for section in sections {
+        let Some(value) = root.get(section) else {
+            continue;
+        };
+        let candidates: std::vec::Vec<(String, Value)> = match value {
+            Value::Object(fields) => fields
+                .iter()
+                .map(|(k, v)| (format!("{prefix}{section}.{k}"), json!({ k: v })))
+                .collect(),
+            other => std::vec![(format!("{prefix}{section}"), other.clone())],
+        };
+        for (name, one) in candidates {
+            if let Some(e) = fails(section, one) {
+                if strip_position(&e) == message {
+                    return Some(name);
+                }
+                first.get_or_insert(name);
+            }
+        }
+    }
+    first
 }
 
 fn yaml_error(e: &serde_yaml_ng::Error) -> LoadError {
@@ -442,14 +563,9 @@ struct YamlScan<'a> {
 
 impl<'a> YamlScan<'a> {
     fn new(b: &'a [u8]) -> Self {
-        let i = if b.starts_with(&[0xEF, 0xBB, 0xBF]) {
-            3
-        } else {
-            0
-        };
         YamlScan {
             b,
-            i,
+            i: 0,
             line: 0,
             col: 0,
             chars: 0,
@@ -539,8 +655,12 @@ impl<'a> YamlScan<'a> {
 
     fn run(mut self, limit: usize) -> Option<(usize, usize)> {
         loop {
-            // Whitespace, comments and line breaks between tokens.
+            // Whitespace, comments and line breaks between tokens; a byte order mark at the
+            // start of any line counts as a character of its own, as libyaml skips it.
             loop {
+                if self.col == 0 && self.b[self.i..].starts_with(&[0xEF, 0xBB, 0xBF]) {
+                    self.advance();
+                }
                 while self.at(0) == b' '
                     || (self.at(0) == b'\t' && (self.flow > 0 || !self.allowed))
                 {
@@ -894,6 +1014,23 @@ mod tests {
         ));
     }
 
+    /// Found by the config fuzz target: libyaml skips a byte order mark at the start of any
+    /// line, so a `[` after one opens a flow collection.
+    #[test]
+    fn a_byte_order_mark_at_a_line_start_does_not_hide_nesting() {
+        let deep = "[".repeat(MAX_YAML_FLOW_DEPTH + 1);
+        let text = format!("a: b\n\u{feff}  {deep}\n");
+        assert!(matches!(
+            parse(&text, Format::Yaml),
+            Err(LoadError::TooDeep {
+                line: 2,
+                column: 68,
+                ..
+            })
+        ));
+        assert_eq!(yaml_flow_too_deep("\u{feff}[[", 1), Some((1, 3)));
+    }
+
     #[test]
     fn yaml_nesting_up_to_the_limit_is_parsed() {
         let depth = |d: usize| format!("x: {}{}\n", "[".repeat(d), "]".repeat(d));
@@ -923,15 +1060,199 @@ mod tests {
         assert_eq!(c.client.ping_interval, Duration::from_secs(15));
     }
 
-    /// JSON and TOML parsers stop at their own recursion limits, at once.
+    /// Deep JSON and TOML need no pre-check: their parsers stop at once, at the first value
+    /// that does not fit or at their own recursion limits.
     #[test]
-    fn deep_json_and_toml_fail_on_the_parsers_recursion_limit() {
+    fn deep_json_and_toml_are_parse_errors() {
         let n = 200_000;
         let json = format!("{{\"client\": {}{}}}", "[".repeat(n), "]".repeat(n));
         let toml = format!("x = {}{}", "[".repeat(n), "]".repeat(n));
-        for (text, f) in [(json, Format::Json), (toml, Format::Toml)] {
+        let json_in_a_field = format!("{{\"x\": {}{}}}", "[".repeat(n), "]".repeat(n));
+        for (text, f) in [
+            (json, Format::Json),
+            (toml, Format::Toml),
+            (json_in_a_field, Format::Json),
+        ] {
             let err = parse(&text, f).unwrap_err();
-            assert!(err.to_string().contains("recursion limit"), "{f}: {err}");
+            assert!(
+                matches!(err, LoadError::Parse { line: 1, .. }),
+                "{f}: {err}"
+            );
+        }
+    }
+
+    /// `path` (dotted) set to `value` in `format`, as a file would say it.
+    fn file_setting(path: &str, value: &str, format: Format) -> String {
+        let parts: vec::Vec<&str> = path.split('.').collect();
+        let (tables, key) = parts.split_at(parts.len() - 1);
+        match format {
+            Format::Yaml => {
+                let mut text = String::new();
+                for (depth, t) in tables.iter().enumerate() {
+                    text += &format!("{}{t}:\n", "  ".repeat(depth));
+                }
+                text + &format!("{}{}: {value}\n", "  ".repeat(tables.len()), key[0])
+            }
+            Format::Toml => format!("[{}]\n{} = {value}\n", tables.join("."), key[0]),
+            Format::Json => {
+                let open: String = tables.iter().map(|t| format!("{{\"{t}\": ")).collect();
+                format!(
+                    "{open}{{\"{}\": {value}}}{}",
+                    key[0],
+                    "}".repeat(tables.len())
+                )
+            }
+        }
+    }
+
+    /// In both layouts and all three formats, a value that is no number, a negative, a NaN or
+    /// one too large for its setting is a load error naming the setting and what is wrong with
+    /// the value (not a zero that validation then misreports).
+    #[test]
+    fn bad_values_are_load_errors_naming_the_field_in_every_layout_and_format() {
+        let fields = [
+            "client.ping_interval",
+            "client.max_missed_pongs",
+            "server.idle_timeout",
+            "server.max_ping_strikes",
+            "network.max_latency",
+            "websocket.frontend.ping_interval_seconds",
+            "websocket.frontend.max_missed_pongs",
+            "websocket.backend.heartbeat_timeout_seconds",
+            "websocket.network.max_server_delay",
+        ];
+        // (yaml, toml, json) spellings of each kind of bad value, and the words of its reason.
+        type Spellings<'a> = [Option<&'a str>; 3];
+        let values: [(&str, Spellings, &[&str]); 5] = [
+            (
+                "text",
+                [Some("abc"), Some("\"abc\""), Some("\"abc\"")],
+                &["invalid duration \"abc\"", "invalid type: string \"abc\""],
+            ),
+            (
+                "negative",
+                [Some("-5"), Some("-5"), Some("-5")],
+                &["negative", "`-5`, expected u32"],
+            ),
+            (
+                "NaN",
+                [Some(".nan"), Some("nan"), None],
+                &["not NaN", "not a number", "`NaN`, expected u32"],
+            ),
+            (
+                "huge float",
+                [Some("1e300"), Some("1e300"), Some("1e300")],
+                &["too large", "expected u32"],
+            ),
+            (
+                "huge integer",
+                [
+                    Some("99999999999999999999"),
+                    Some("99999999999999999999"),
+                    Some("99999999999999999999"),
+                ],
+                &["too large", "expected u32"],
+            ),
+        ];
+        for field in fields {
+            for (kind, spellings, reasons) in &values {
+                for (format, value) in [Format::Yaml, Format::Toml, Format::Json]
+                    .into_iter()
+                    .zip(spellings)
+                {
+                    let Some(value) = value else { continue };
+                    let text = file_setting(field, value, format);
+                    let shown = match parse(&text, format) {
+                        Ok(c) => panic!("{format} {field} {kind}: accepted as {c:?}"),
+                        Err(e) => e.to_string(),
+                    };
+                    assert!(
+                        shown.contains(field) && reasons.iter().any(|r| shown.contains(r)),
+                        "{format} {field} {kind}:\n{text}\n{shown}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The same values in environment overrides name the variable and what is wrong.
+    #[test]
+    fn bad_override_values_name_the_variable() {
+        for var in [
+            "HEARTBEAT_CLIENT__PING_INTERVAL",
+            "HEARTBEAT_CLIENT__MAX_MISSED_PONGS",
+            "HEARTBEAT_SERVER__MAX_PING_STRIKES",
+            "HEARTBEAT_NETWORK__MAX_LATENCY",
+        ] {
+            for value in ["abc", "-5", "NaN", "1e300", "99999999999999999999", ""] {
+                let err = apply_overrides(&mut Config::default(), [(var, value)]).unwrap_err();
+                let shown = err.to_string();
+                assert!(
+                    matches!(err, LoadError::BadOverride { .. })
+                        && shown.starts_with(&format!("{var}={value:?}: "))
+                        && (shown.contains("invalid duration") || shown.contains("whole number")),
+                    "{shown}"
+                );
+            }
+        }
+    }
+
+    /// Inside the heartbeat sections every key must be known, in every format and layout; the
+    /// story's layout ignores an application's other top-level keys, ours has none.
+    #[test]
+    fn unknown_keys_in_heartbeat_sections_are_errors_and_other_top_level_keys_only_in_the_story() {
+        for field in [
+            "client.pingg",
+            "server.idle",
+            "network.latency",
+            "websocket.frontend.ping_interval",
+            "websocket.backend.idle_timeout",
+            "websocket.network.latency",
+            "websocket.other",
+        ] {
+            for format in [Format::Yaml, Format::Toml, Format::Json] {
+                let value = if field == "websocket.other" {
+                    "{}"
+                } else {
+                    "1"
+                };
+                let value = if format == Format::Toml && value == "{}" {
+                    "{}"
+                } else {
+                    value
+                };
+                let shown = parse(&file_setting(field, value, format), format)
+                    .unwrap_err()
+                    .to_string();
+                let key = field.rsplit('.').next().unwrap();
+                assert!(
+                    shown.contains(&format!("unknown field `{key}`")),
+                    "{format} {field}: {shown}"
+                );
+            }
+        }
+        let story = [
+            (
+                "websocket:\n  frontend: {}\napp:\n  name: x\n",
+                Format::Yaml,
+            ),
+            ("[websocket.frontend]\n[app]\nname = \"x\"\n", Format::Toml),
+            (
+                r#"{"websocket": {"frontend": {}}, "app": {"name": "x"}}"#,
+                Format::Json,
+            ),
+        ];
+        for (text, format) in story {
+            assert_eq!(parse(text, format).unwrap(), Config::default(), "{format}");
+        }
+        let ours = [
+            ("client: {}\napp:\n  name: x\n", Format::Yaml),
+            ("[client]\n[app]\nname = \"x\"\n", Format::Toml),
+            (r#"{"client": {}, "app": {"name": "x"}}"#, Format::Json),
+        ];
+        for (text, format) in ours {
+            let shown = parse(text, format).unwrap_err().to_string();
+            assert!(shown.contains("unknown field `app`"), "{format}: {shown}");
         }
     }
 

@@ -107,7 +107,9 @@ pub struct HumanDuration(pub Duration);
 
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let total = micros(self.0);
+        // In u128: a duration read from a file may exceed u64 microseconds, and its number
+        // must still print as written.
+        let total = self.0.as_micros();
         if total == 0 {
             return f.write_str("0s");
         }
@@ -267,9 +269,27 @@ pub mod serde_duration {
                     .map_err(|_| E::custom("a duration cannot be negative"))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
+                // Say which part of "a finite, non-negative number of seconds" is broken.
                 Duration::try_from_secs_f64(v).map_err(|_| {
-                    E::custom("a duration must be a finite, non-negative number of seconds")
+                    E::custom(if v.is_nan() {
+                        "a duration must be a number of seconds, not NaN"
+                    } else if v < 0.0 {
+                        "a duration cannot be negative"
+                    } else {
+                        "a duration of that many seconds is too large"
+                    })
                 })
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<Duration, E> {
+                u64::try_from(v)
+                    .map(Duration::from_secs)
+                    .map_err(|_| E::custom("a duration of that many seconds is too large"))
+            }
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<Duration, E> {
+                if v < 0 {
+                    return Err(E::custom("a duration cannot be negative"));
+                }
+                self.visit_u128(v.unsigned_abs())
             }
         }
         d.deserialize_any(V)

@@ -122,6 +122,92 @@ fn a_deeply_nested_yaml_file_is_refused_with_its_position_and_the_limit() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// In every format and both layouts, and in the environment, a value that is no number,
+/// negative, NaN or too large is unusable input (exit 2) naming the setting and the reason; a
+/// duration too long to be sensible but representable is a broken rule (exit 1) that prints it
+/// as written.
+#[test]
+fn bad_values_exit_two_naming_the_setting_in_every_format_and_layout() {
+    let dir = std::env::temp_dir().join(format!("heartbeat-cli-values-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let files = [
+        (
+            "a.yaml",
+            "client:\n  ping_interval: 1e300\n",
+            "client.ping_interval",
+            "too large",
+        ),
+        (
+            "b.toml",
+            "[client]\nmax_missed_pongs = -5\n",
+            "client.max_missed_pongs",
+            "-5",
+        ),
+        (
+            "c.json",
+            r#"{"network": {"max_latency": "abc"}}"#,
+            "network.max_latency",
+            "invalid duration",
+        ),
+        (
+            "d.yaml",
+            "websocket:\n  backend:\n    pong_timeout_seconds: .nan\n",
+            "websocket.backend.pong_timeout_seconds",
+            "not a number",
+        ),
+        (
+            "e.toml",
+            "[websocket.frontend]\nping_interval_seconds = 99999999999999999999\n",
+            "websocket.frontend.ping_interval_seconds",
+            "too large",
+        ),
+        (
+            "f.json",
+            r#"{"websocket": {"frontend": {"max_missed_pongs": "4"}}}"#,
+            "websocket.frontend.max_missed_pongs",
+            "invalid type: string",
+        ),
+        (
+            "g.toml",
+            "[websocket.frontend]\nmax_missed_pongs = nan\n",
+            "websocket.frontend.max_missed_pongs",
+            "NaN",
+        ),
+    ];
+    for (name, text, field, reason) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let (code, _, err) = heartbeat(&["check", path.to_str().unwrap()]);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(err.contains(field) && err.contains(reason), "{name}: {err}");
+    }
+    for (var, value) in [
+        ("HEARTBEAT_CLIENT__PONG_TIMEOUT", "-5"),
+        ("HEARTBEAT_SERVER__MAX_PING_STRIKES", "NaN"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_heartbeat"))
+            .args(["check"])
+            .env(var, value)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&format!("environment: {var}={value:?}: ")),
+            "{err}"
+        );
+    }
+    let long = dir.join("long.yaml");
+    std::fs::write(&long, "client:\n  ping_interval: 9999999999999h\n").unwrap();
+    let (code, out, _) = heartbeat(&["check", long.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("client.ping_interval (9999999999999h) is longer than the 24h maximum"),
+        "{out}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn check_rejects_a_short_tolerance_with_exit_one_and_a_diagram() {
     let (code, out, _) = heartbeat(&["check", &format!("{}/tolerance-too-short.toml", configs())]);

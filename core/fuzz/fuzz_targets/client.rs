@@ -172,7 +172,10 @@ impl Reference {
                 Event::Recovered { missed } => assert!(missed >= c.slow_threshold),
                 Event::Stalled { late_by } => {
                     assert!(matches!(op, Op::Timeout), "{op:?}");
-                    assert!(late_by > c.stall_threshold);
+                    // Reported in whole milliseconds (truncated) of a lateness beyond the
+                    // threshold.
+                    assert!(late_by >= c.stall_threshold, "{late_by:?}");
+                    assert_eq!(late_by.subsec_nanos() % 1_000_000, 0);
                     assert!(
                         matches!(out.transmits.last(), Some(Message::Ping { .. })),
                         "a stall without a probe: {out:?}"
