@@ -163,3 +163,30 @@ async fn the_vetting_hook_lets_in_the_allowed_path_and_origin_only() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_handshake_in_progress_holds_a_connection_slot() {
+    let limit = ConnectionLimit::new(1);
+    let options = ServerOptions {
+        max_connections: Some(limit.clone()),
+        ..ServerOptions::default()
+    };
+    let (srv, mut peer) = tokio::io::duplex(4096);
+    peer.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    let pending = tokio::spawn(async move { accept(srv, &options).await });
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(
+        limit.available(),
+        0,
+        "the unfinished handshake holds the slot"
+    );
+    let result = timeout(LIMIT, pending).await.unwrap().unwrap();
+    assert!(matches!(result, Err(AcceptError::HandshakeTimeout(_))));
+    assert_eq!(
+        limit.available(),
+        1,
+        "given back when the handshake is given up"
+    );
+}

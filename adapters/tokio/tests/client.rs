@@ -344,6 +344,14 @@ async fn a_deeply_nested_frame_and_texts_naming_ping_reach_the_application() {
 /// A client whose one server is `script`: raw bytes written after the client connects; returns
 /// the code of the close frame the client sends back.
 async fn client_close_code_after(script: Vec<u8>) -> Option<u16> {
+    client_close_code_with(script, None).await
+}
+
+/// As [`client_close_code_after`], with the client's stream created with `config`.
+async fn client_close_code_with(
+    script: Vec<u8>,
+    config: Option<tokio_tungstenite::tungstenite::protocol::WebSocketConfig>,
+) -> Option<u16> {
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let mut done_tx = Some(done_tx);
     let client = connect_with(
@@ -361,7 +369,7 @@ async fn client_close_code_after(script: Vec<u8>) -> Option<u16> {
             }
             async move {
                 Ok::<_, tokio_tungstenite::tungstenite::Error>(
-                    WebSocketStream::from_raw_socket(b, Role::Client, None).await,
+                    WebSocketStream::from_raw_socket(b, Role::Client, config).await,
                 )
             }
         },
@@ -387,4 +395,26 @@ async fn invalid_utf8_from_the_server_is_closed_with_1007() {
 async fn a_masked_server_frame_is_closed_with_1002() {
     let script = common::frame(0x80 | common::TEXT, b"hi", Some(common::MASK));
     assert_eq!(client_close_code_after(script).await, Some(1002));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fragmented_message_over_1_mib_from_the_server_is_closed_with_1009() {
+    let part = vec![b'x'; 600 * 1024];
+    let mut script = common::frame(common::TEXT, &part, None); // FIN clear: more follows
+    script.extend(common::frame(0x80 | common::CONTINUATION, &part, None));
+    let config = heartbeat_tokio::Limits::default().websocket_config();
+    assert_eq!(
+        client_close_code_with(script, Some(config)).await,
+        Some(1009)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reserved_opcode_from_the_server_is_closed_with_1002() {
+    let script = common::frame(0x83, b"", None);
+    let config = heartbeat_tokio::Limits::default().websocket_config();
+    assert_eq!(
+        client_close_code_with(script, Some(config)).await,
+        Some(1002)
+    );
 }

@@ -88,3 +88,47 @@ async fn reserved_bits_are_closed_with_1002() {
         Some(1002)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_closed_event_names_each_violation_by_the_code_sent() {
+    use heartbeat_tokio::{serve, CloseCause, ConnectionEvent};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::WebSocketStream;
+
+    let cases = [
+        (frame(0x80 | TEXT, &[0xff, 0xfe, 0xfd], Some(MASK)), 1007),
+        (header(0x80 | TEXT, (1 << 20) + 1, Some(MASK)), 1009),
+        (frame(0x83, b"", Some(MASK)), 1002),
+    ];
+    for (bytes, expected) in cases {
+        let options = ServerOptions::default();
+        let (a, mut peer) = tokio::io::duplex(64 * 1024);
+        let ws = WebSocketStream::from_raw_socket(
+            a,
+            Role::Server,
+            Some(options.limits.websocket_config()),
+        )
+        .await;
+        let mut conn = serve(ws, &options).unwrap();
+        peer.write_all(&bytes).await.unwrap();
+        let sent = timeout(LIMIT, close_code(&mut peer))
+            .await
+            .expect("a close frame in time")
+            .expect("a close frame");
+        assert_eq!(sent, Some(expected));
+        let cause = loop {
+            match timeout(LIMIT, conn.events.recv())
+                .await
+                .expect("Closed in time")
+            {
+                Some(ConnectionEvent::Closed(cause)) => break cause,
+                Some(_) => {}
+                None => panic!("no Closed event"),
+            }
+        };
+        assert!(
+            matches!(cause, CloseCause::Violation { code, .. } if code == expected),
+            "{expected}: {cause:?}"
+        );
+    }
+}
