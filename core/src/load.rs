@@ -64,7 +64,7 @@ pub enum LoadError {
         path: String,
     },
     /// The text does not parse, or names an unknown key or a bad value.
-    #[error("{format} error at line {line}, column {column}: {message}")]
+    #[error("{format} error{}: {message}", position(*line, *column))]
     Parse {
         /// The format.
         format: Format,
@@ -113,6 +113,15 @@ pub enum LoadError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// " at line L, column C", or nothing when the parser gave no position.
+fn position(line: usize, column: usize) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!(" at line {line}, column {column}")
+    }
 }
 
 /// The story's layout: `websocket.frontend.*` and `websocket.backend.*`.
@@ -1029,6 +1038,33 @@ mod tests {
             })
         ));
         assert_eq!(yaml_flow_too_deep("\u{feff}[[", 1), Some((1, 3)));
+    }
+
+    /// YAML aliases that would expand a billion-fold: ignored at once under an application's
+    /// own key of the story's layout, an error at once under a setting, and never an error "at
+    /// line 0" (a parser error without a position is shown without one).
+    #[test]
+    fn alias_bombs_are_ignored_or_refused_at_once() {
+        let mut bomb = String::from("  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            bomb += &format!("  a{i}: &a{i} [{refs}]\n");
+        }
+        let ignored = format!("websocket: {{}}\napp:\n{bomb}");
+        assert_eq!(parse(&ignored, Format::Yaml).unwrap(), Config::default());
+        let used = format!("app:\n{bomb}websocket:\n  frontend:\n    max_missed_pongs: *a11\n");
+        let err = parse(&used, Format::Yaml).unwrap_err().to_string();
+        assert!(err.contains("websocket.frontend.max_missed_pongs"), "{err}");
+        let positionless = LoadError::Parse {
+            format: Format::Yaml,
+            line: 0,
+            column: 0,
+            message: "repetition limit exceeded".into(),
+        };
+        assert_eq!(
+            positionless.to_string(),
+            "YAML error: repetition limit exceeded"
+        );
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //!
 //! After every input the harness drains the outputs in the documented order and checks them
 //! against a small reference of what `Server`'s docs promise: the pong comes from the call
-//! that takes the ping, the server's own pings leave on schedule with consecutive numbers, an
-//! idle connection is closed no earlier than `idle_timeout` after the last read (put off once by
-//! `STALL_GRACE` when the timer fired late), a client that pings no faster than allowed is never
-//! struck, a closed server stays closed and says nothing more, and after `handle_timeout(now)`
-//! the next deadline is later than `now`.
+//! that takes the ping (none for a protocol Ping frame, which is policed all the same); the
+//! server's own pings leave on schedule with consecutive numbers; an idle connection is closed
+//! no earlier than `idle_timeout` after the last read (put off once by `STALL_GRACE` when the
+//! timer fired late); a client that pings no faster than allowed is never struck; a closed
+//! server stays closed and says nothing more; after `handle_timeout(now)` the next deadline is
+//! later than `now`.
 //!
 //! Run from core/fuzz: `RUSTC_BOOTSTRAP=1 cargo fuzz run server -- -max_total_time=60`.
 #![no_main]
@@ -35,6 +36,8 @@ struct Input {
 #[derive(Arbitrary, Debug, Clone, Copy)]
 enum Op {
     Ping(u64),
+    /// A WebSocket protocol Ping frame: policed like a ping, answered by the WebSocket library.
+    ProtocolPing,
     /// A pong echoing the server's latest ping.
     PongLatest,
     Pong(u64),
@@ -68,6 +71,7 @@ impl Reference {
 fn apply(server: &mut Server, now: Instant, op: Op) {
     match op {
         Op::Ping(seq) => server.handle_message(now, Message::Ping { seq }),
+        Op::ProtocolPing => server.handle_protocol_ping(now),
         Op::PongLatest => server.handle_message(
             now,
             Message::Pong {
@@ -124,14 +128,16 @@ fuzz_target!(|input: Input| {
         let mut expect_idle_close = false;
         if !r.closed {
             match op {
-                Op::Ping(seq) => {
+                Op::Ping(_) | Op::ProtocolPing => {
                     if let Some(last) = r.last_client_ping {
                         if now.saturating_duration_since(last) < config.min_client_ping_interval {
                             r.well_behaved = false;
                         }
                     }
                     r.last_client_ping = Some(now);
-                    expect_pong = Some(seq);
+                    if let Op::Ping(seq) = op {
+                        expect_pong = Some(seq);
+                    }
                 }
                 Op::Timeout => {
                     let idle = r.idle_deadline();
@@ -198,7 +204,10 @@ fuzz_target!(|input: Input| {
         // Strikes: only for pings, never for a client that keeps to the allowed rate, and the
         // one past max_ping_strikes closes.
         if let Some(n) = strike {
-            assert!(matches!(op, Op::Ping(_)), "{op:?} {events:?}");
+            assert!(
+                matches!(op, Op::Ping(_) | Op::ProtocolPing),
+                "{op:?} {events:?}"
+            );
             assert!(!config.min_client_ping_interval.is_zero());
             assert!(
                 !r.well_behaved,
@@ -265,7 +274,7 @@ fuzz_target!(|input: Input| {
             continue;
         }
         match op {
-            Op::Ping(_) | Op::PongLatest | Op::Pong(_) | Op::Read => {
+            Op::Ping(_) | Op::ProtocolPing | Op::PongLatest | Op::Pong(_) | Op::Read => {
                 r.last_read = now;
                 r.deferred_until = None;
             }
