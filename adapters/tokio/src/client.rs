@@ -170,6 +170,7 @@ where
         app_in: in_tx,
         app_out: Arc::new(tokio::sync::Mutex::new(out_rx)),
         conn: None,
+        socket: 0,
         connecting: None,
     };
     let task =
@@ -223,6 +224,8 @@ struct Driver<S> {
     app_in: InboxSender,
     app_out: Arc<tokio::sync::Mutex<Outgoing>>,
     conn: Option<Conn<S>>,
+    /// Counts the sockets opened, so that a held message knows which one it came from.
+    socket: u64,
     connecting: Option<ConnectFuture<S>>,
 }
 
@@ -235,8 +238,9 @@ where
         mut connector: impl FnMut() -> ConnectFuture<S> + Send,
         mut close_rx: tokio::sync::oneshot::Receiver<()>,
     ) {
-        // A message read while the application had no room for it.
-        let mut held: Option<WsMessage> = None;
+        // A message read while the bytes queued for the application were at or over its
+        // budget, and the socket it came from.
+        let mut held: Option<(WsMessage, u64)> = None;
         let mut app_in_open = true;
         loop {
             self.drain(&mut connector);
@@ -245,7 +249,7 @@ where
             };
             let wake = self.clock.to_tokio(deadline);
             let reading = self.conn.is_some() && held.is_none();
-            let need = held.as_ref().map(|m| self.app_in.budget().cost(m));
+            let holding = held.is_some();
             let step = {
                 let connecting = &mut self.connecting;
                 let conn = &mut self.conn;
@@ -255,13 +259,13 @@ where
                     _ = &mut close_rx => Step::Close,
                     r = async { connecting.as_mut().expect("guarded").await }, if connecting.is_some() => Step::Opened(Box::new(r)),
                     next = async { conn.as_mut().expect("guarded").stream.next().await }, if reading => Step::Read(next),
-                    permit = async { app_in.budget().reserve(need.unwrap_or(0)).await }, if need.is_some() => {
-                        if let (Some(p), Some(m)) = (permit, held.take()) {
-                            app_in.push(m, p);
+                    () = app_in.below_budget(), if holding => {
+                        if let Some((m, _)) = held.take() {
+                            app_in.push(m);
                         }
                         continue;
                     }
-                    () = app_in.closed(), if need.is_some() => {
+                    () = app_in.closed(), if holding => {
                         held = None;
                         app_in_open = false;
                         continue;
@@ -296,9 +300,9 @@ where
                 Step::Read(Some(Ok(frame))) => {
                     if let Some(app) = self.frame(now, frame) {
                         if app_in_open {
-                            // Over the inbound budget, reading waits for the application.
+                            // At or over the inbound budget, reading waits for the application.
                             if let Err(m) = self.app_in.try_push(app) {
-                                held = Some(m);
+                                held = Some((m, self.socket));
                             }
                         }
                     }
@@ -322,10 +326,15 @@ where
                     self.core.handle_disconnected(now);
                 }
                 Step::Timer => {
-                    if held.is_some() {
-                        // Data from the server is waiting for the application: it is alive. The
-                        // client judges the server by pongs, which wait behind this data; the
-                        // server side (which judges by reads) gives no such credit.
+                    let from_this_socket = self.conn.is_some()
+                        && held
+                            .as_ref()
+                            .is_some_and(|(_, socket)| *socket == self.socket);
+                    if from_this_socket {
+                        // Data from this server is waiting for the application: it is alive.
+                        // The client judges the server by pongs, which wait behind this data;
+                        // the server side (which judges by reads) gives no such credit. A
+                        // message from an earlier socket says nothing about this one.
                         self.core.handle_read(now);
                     }
                     self.core.handle_timeout(now);
@@ -370,6 +379,7 @@ where
     }
 
     fn open(&mut self, ws: WebSocketStream<S>) {
+        self.socket = self.socket.wrapping_add(1);
         let (sink, stream) = ws.split();
         let out = Arc::new(ConnOut {
             outbox: Mutex::new(VecDeque::new()),

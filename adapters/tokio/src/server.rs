@@ -23,7 +23,7 @@ use heartbeat_core::{
     CloseReason, ConfigErrors, DecodeError, Instant, Message, Server, ServerConfig, ServerEvent,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -35,7 +35,7 @@ use tracing::{debug, info, warn};
 use crate::clock::Clock;
 use crate::limits::{close_for, Limits};
 use crate::observe;
-use crate::queue::{self, Budget, Inbox, InboxSender, MessageSender, Outgoing};
+use crate::queue::{self, Budget, Inbox, InboxClosed, InboxSender, MessageSender, Outgoing};
 use crate::PingStyle;
 
 pub use heartbeat_core::server::STALL_GRACE;
@@ -44,8 +44,11 @@ pub use heartbeat_core::server::STALL_GRACE;
 const OUTBOX_CAP: usize = 16;
 
 /// How long the reader keeps reading (for the peer's close frame) once the writer is done, and
-/// how long a close frame may take to write.
+/// how long a close frame, with the heartbeat frames owed before it, may take to write.
 const LINGER: Duration = Duration::from_secs(1);
+
+/// Events a connection reports before `Closed`, at most; one more slot is kept for `Closed`.
+const EVENTS: usize = 64;
 
 /// How a connection is served.
 #[derive(Clone, Debug)]
@@ -141,8 +144,14 @@ pub enum CloseCause {
         /// The close code the peer sent.
         code: Option<u16>,
     },
-    /// The application sent a close frame.
+    /// The application closed it: it sent `WsMessage::Close(..)` (that frame was sent), or it
+    /// let go of both its sides, the [`ServerConnection::messages`] inbox and every
+    /// [`MessageSender`] (1001, going away, was sent).
     Application,
+    /// The peer read nothing of ours for `idle_timeout`: a frame we were writing (a heartbeat or
+    /// an application frame) was not taken whole within `idle_timeout` of its write starting.
+    /// The socket was dropped without a close frame, which would have queued behind that frame.
+    WriteStalled,
     /// The peer broke the protocol or a size limit; a close frame with this code was sent (1007
     /// invalid UTF-8, 1009 message or frame too big, 1002 any other protocol error).
     Violation {
@@ -181,9 +190,15 @@ pub struct ServerConnection {
     /// Application messages to send, within the outbound byte budget
     /// ([`Limits::outbound_budget`]). They queue behind no heartbeat: heartbeat frames always
     /// go first. Sending `WsMessage::Close(..)` closes the connection.
+    ///
+    /// Once the application has dropped both `messages` and every clone of `sender` (a
+    /// handler that returned or panicked), the connection is closed with 1001 (going away),
+    /// [`CloseCause::Application`], after the messages already queued here are written.
+    /// Dropping only one of them keeps the connection.
     pub sender: MessageSender,
-    /// Round trips, strikes and the close, bounded (64); events are dropped, never blocking the
-    /// connection, if nobody drains them.
+    /// Round trips, strikes and the close, bounded (65 slots). Nothing blocks the connection if
+    /// nobody drains them: round trips and strikes are dropped while only one slot is free,
+    /// which keeps that slot for [`ConnectionEvent::Closed`], so `Closed` is never lost.
     pub events: mpsc::Receiver<ConnectionEvent>,
 }
 
@@ -191,20 +206,37 @@ pub struct ServerConnection {
 /// core calls, never across an await.
 struct Shared {
     inner: Mutex<Inner>,
+    /// Heartbeat frames or a close are waiting, or the reader stopped.
     wake_writer: Notify,
-    /// The writer is done: the reader drains for at most [`LINGER`] more, then lets go.
-    stop_reader: Notify,
+    /// Set once by the writer when it is done; a state, not a wake-up, so that every wait of
+    /// the reader sees it, however many there are.
+    stop_reader: watch::Sender<Stop>,
     clock: Clock,
     id: u64,
     pings: PingStyle,
+    /// A frame not taken whole within this long ends the connection ([`CloseCause::WriteStalled`]).
+    idle_timeout: Duration,
     events: mpsc::Sender<ConnectionEvent>,
+}
+
+/// What the writer, once done, tells the reader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    /// The writer is still running.
+    Running,
+    /// A close frame was sent: read on for at most [`LINGER`], for the peer's close frame.
+    Linger,
+    /// No close frame went out (a write stuck or failed): let go of the socket now.
+    Now,
 }
 
 struct Inner {
     hb: Server,
     outbox: VecDeque<WsMessage>,
     close: Option<CloseReason>,
-    /// The reader is done (peer closed, error); the writer stops.
+    /// The reader is done (peer closed, error), or has read the peer's close frame: the
+    /// writer winds down. (After the peer's close frame the reader may not finish by itself:
+    /// tungstenite's reply to it can be stuck behind a frame the peer does not take.)
     reader_done: bool,
     /// The close frame the reader's error calls for (a protocol or size violation).
     violation: Option<CloseFrame>,
@@ -219,8 +251,19 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Reports an event other than `Closed`, if more than one slot is free: the last slot is
+    /// `Closed`'s. Called with the lock held (from [`Shared::drain`]), like [`Shared::closed`],
+    /// so that no two events race for the last slots.
     fn event(&self, event: ConnectionEvent) {
-        let _ = self.events.try_send(event);
+        if self.events.capacity() > 1 {
+            let _ = self.events.try_send(event);
+        }
+    }
+
+    /// Reports the end of the connection, in the slot every other event left free.
+    fn closed(&self, cause: CloseCause) {
+        let _inner = self.lock();
+        let _ = self.events.try_send(ConnectionEvent::Closed(cause));
     }
 
     /// Drains the core's outputs after an input. Returns true if the writer has work.
@@ -425,7 +468,7 @@ where
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let (in_tx, in_rx) = queue::inbox(options.limits.inbound_budget);
     let (out_tx, out_rx, out_budget) = queue::outbox(options.limits.outbound_budget);
-    let (ev_tx, ev_rx) = mpsc::channel(64);
+    let (ev_tx, ev_rx) = mpsc::channel(EVENTS + 1);
     let shared = Arc::new(Shared {
         inner: Mutex::new(Inner {
             hb,
@@ -436,17 +479,19 @@ where
             peer_cause: None,
         }),
         wake_writer: Notify::new(),
-        stop_reader: Notify::new(),
+        stop_reader: watch::Sender::new(Stop::Running),
         clock,
         id,
         pings: options.pings,
+        idle_timeout: options.config.idle_timeout,
         events: ev_tx,
     });
     let (sink, stream) = ws.split();
     metrics::gauge!(observe::SERVER_CONNECTIONS).increment(1.0);
     debug!(name: "websocket.connection_open", connection = id);
+    let inbox_closed = in_tx.watch_closed();
     tokio::spawn(reader(stream, Arc::clone(&shared), in_tx));
-    tokio::spawn(writer(sink, shared, out_rx, out_budget, slot));
+    tokio::spawn(writer(sink, shared, out_rx, out_budget, inbox_closed, slot));
     Ok(ServerConnection {
         id,
         messages: in_rx,
@@ -462,15 +507,19 @@ async fn reader<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut stop = shared.stop_reader.subscribe();
     let mut linger: Option<tokio::time::Instant> = None;
     let cause = loop {
         let far = tokio::time::Instant::now() + Duration::from_secs(3600);
         let next = tokio::select! {
             next = stream.next() => next,
-            () = shared.stop_reader.notified(), if linger.is_none() => {
-                linger = Some(tokio::time::Instant::now() + LINGER);
-                continue;
-            }
+            s = stopped(&mut stop), if linger.is_none() => match s {
+                Stop::Linger => {
+                    linger = Some(tokio::time::Instant::now() + LINGER);
+                    continue;
+                }
+                Stop::Running | Stop::Now => break CloseCause::Peer { code: None },
+            },
             () = tokio::time::sleep_until(linger.unwrap_or(far)), if linger.is_some() => {
                 break CloseCause::Peer { code: None };
             }
@@ -521,7 +570,12 @@ async fn reader<S>(
             }
             WsMessage::Close(ref frame) => {
                 let code = frame.as_ref().map(|f| u16::from(f.code));
-                shared.lock().peer_cause = Some(CloseCause::Peer { code });
+                {
+                    let mut inner = shared.lock();
+                    inner.peer_cause = Some(CloseCause::Peer { code });
+                    inner.reader_done = true;
+                }
+                shared.wake_writer.notify_one();
                 false
             }
             WsMessage::Frame(_) => false,
@@ -530,21 +584,19 @@ async fn reader<S>(
             continue;
         }
         read(&shared, now);
-        // Over the inbound budget the reader stops reading until the application takes enough.
-        // Waiting earns the peer no credit: liveness is what is read (see the crate docs,
+        // A message is queued whenever the bytes queued are below the inbound budget, even if
+        // it takes them over. At or over the budget, the reader holds this one message and
+        // reads nothing more until the application brings the queue below the budget. Waiting
+        // earns the peer no credit: liveness is what is read (see the crate docs,
         // "Backpressure, honestly"), so a peer that sends nothing more is closed at its idle
         // timeout however long the application takes.
-        if let Err(frame) = app.try_push(frame) {
-            let cost = app.budget().cost(&frame);
+        if let Err(held) = app.try_push(frame) {
             tokio::select! {
-                permit = app.budget().reserve(cost) => {
-                    if let Some(permit) = permit {
-                        app.push(frame, permit);
-                    }
-                }
+                () = app.below_budget() => app.push(held),
                 // The application stopped listening; heartbeats go on.
                 () = app.closed() => {}
-                () = shared.stop_reader.notified() => break CloseCause::Peer { code: None },
+                // The writer is done (now or earlier): nothing is worth holding for.
+                _ = stopped(&mut stop) => break CloseCause::Peer { code: None },
             }
         }
     };
@@ -556,6 +608,14 @@ async fn reader<S>(
         }
     }
     shared.wake_writer.notify_one();
+}
+
+/// Resolves once the writer is done (at once if it already is), with what it said.
+async fn stopped(stop: &mut watch::Receiver<Stop>) -> Stop {
+    match stop.wait_for(|s| *s != Stop::Running).await {
+        Ok(s) => *s,
+        Err(_) => Stop::Now,
+    }
 }
 
 /// When the writer must next wake for the core's timer.
@@ -573,30 +633,63 @@ fn on_timer(shared: &Shared) {
     shared.drain(&mut inner);
 }
 
+/// Why [`send_timed`] gave up a frame.
+enum Interrupted {
+    /// A close was decided (by the reader's heartbeat input) or the reader stopped: the
+    /// writer winds down, sending what it owes within [`LINGER`].
+    WindDown,
+    /// The connection ends at once, without a close frame: the peer is not taking the frame
+    /// (idle timeout, stalled write) or the write failed.
+    End(CloseCause),
+}
+
 /// Writes one frame while the core's timer keeps running, so that a peer that stopped reading
-/// (its socket full, the write blocked) is still closed at its idle timeout.
+/// (its socket full, the write blocked) is still closed at its idle timeout, and a peer that
+/// takes none of it for `idle_timeout` is closed even if it keeps sending
+/// ([`CloseCause::WriteStalled`]). Gives the frame up as soon as a close is decided or the
+/// reader stops, so that the connection ends as it should, not when the frame is taken.
 async fn send_timed<S>(
     sink: &mut SplitSink<WebSocketStream<S>, WsMessage>,
     frame: WsMessage,
     shared: &Shared,
-) -> Result<(), CloseCause>
+) -> Result<(), Interrupted>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let stall_at = tokio::time::Instant::now() + shared.idle_timeout;
     let mut send = std::pin::pin!(sink.send(frame));
     loop {
-        let wake = next_wake(shared);
+        if winding_down(shared) {
+            // A frame given up after tungstenite took it still leaves whole before the close
+            // frame: tungstenite keeps it in its write buffer.
+            return Err(Interrupted::WindDown);
+        }
+        let wake = next_wake(shared).min(stall_at);
         tokio::select! {
-            r = &mut send => return r.map_err(|e| write_failed(shared, &e)),
+            biased;
+            r = &mut send => {
+                return r.map_err(|e| Interrupted::End(write_failed(shared, &e)));
+            }
+            () = shared.wake_writer.notified() => {}
             () = tokio::time::sleep_until(wake) => {
                 on_timer(shared);
                 if let Some(reason) = shared.lock().close {
-                    // The socket is stuck mid-frame: no close frame can follow; drop it.
-                    return Err(CloseCause::Heartbeat(reason));
+                    // Nothing was read for idle_timeout and the write is stuck: the peer is
+                    // gone; a close frame would queue behind the stuck frame. Drop the socket.
+                    return Err(Interrupted::End(CloseCause::Heartbeat(reason)));
+                }
+                if tokio::time::Instant::now() >= stall_at {
+                    return Err(Interrupted::End(CloseCause::WriteStalled));
                 }
             }
         }
     }
+}
+
+/// A close is decided or the reader has stopped.
+fn winding_down(shared: &Shared) -> bool {
+    let inner = shared.lock();
+    inner.close.is_some() || inner.reader_done
 }
 
 /// A failed write after the peer's close frame is that close, not an error.
@@ -628,45 +721,58 @@ async fn writer<S>(
     shared: Arc<Shared>,
     mut app: Outgoing,
     budget: Budget,
+    inbox: InboxClosed,
     slot: Option<OwnedSemaphorePermit>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut app_open = true;
-    let cause = 'outer: loop {
+    let (cause, stop) = 'outer: loop {
         // Heartbeat frames first, always.
         let (frames, close, done) = {
             let mut inner = shared.lock();
             let frames: Vec<WsMessage> = inner.outbox.drain(..).collect();
             (frames, inner.close, inner.reader_done)
         };
-        for f in frames {
-            if let Err(cause) = send_timed(&mut sink, f, &shared).await {
-                break 'outer cause;
-            }
-        }
-        if let Some(reason) = close {
-            let frame = CloseFrame {
-                code: CloseCode::from(reason.close_code()),
-                reason: reason.as_str().into(),
+        if close.is_some() || done {
+            let (cause, last) = match close {
+                Some(reason) => (
+                    CloseCause::Heartbeat(reason),
+                    Some(CloseFrame {
+                        code: CloseCode::from(reason.close_code()),
+                        reason: reason.as_str().into(),
+                    }),
+                ),
+                None => {
+                    let mut inner = shared.lock();
+                    let cause = inner
+                        .peer_cause
+                        .clone()
+                        .unwrap_or(CloseCause::Peer { code: None });
+                    (cause, inner.violation.take())
+                }
             };
-            let _ = tokio::time::timeout(LINGER, sink.send(WsMessage::Close(Some(frame)))).await;
-            break CloseCause::Heartbeat(reason);
-        }
-        if done {
-            let violation = shared.lock().violation.take();
-            let _ = tokio::time::timeout(LINGER, async {
-                match violation {
+            // The frames owed before the close (and the rest of a frame given up mid-write)
+            // and the close frame share one LINGER: the close frame is sent within a second or
+            // not at all.
+            let sent = tokio::time::timeout(LINGER, async {
+                for f in frames {
+                    sink.send(f).await?;
+                }
+                match last {
                     Some(frame) => sink.send(WsMessage::Close(Some(frame))).await,
                     None => sink.close().await,
                 }
             })
             .await;
-            break shared
-                .lock()
-                .peer_cause
-                .clone()
-                .unwrap_or(CloseCause::Peer { code: None });
+            break (cause, linger_if_sent(&sent));
+        }
+        for f in frames {
+            match send_timed(&mut sink, f, &shared).await {
+                Ok(()) => {}
+                Err(Interrupted::WindDown) => continue 'outer,
+                Err(Interrupted::End(cause)) => break 'outer (cause, Stop::Now),
+            }
         }
         let wake = next_wake(&shared);
         tokio::select! {
@@ -675,27 +781,48 @@ async fn writer<S>(
             () = tokio::time::sleep_until(wake) => on_timer(&shared),
             m = app.recv(), if app_open => match m.map(queue::Charged::split) {
                 Some((WsMessage::Close(frame), _)) => {
-                    let _ = tokio::time::timeout(LINGER, sink.send(WsMessage::Close(frame))).await;
-                    break CloseCause::Application;
+                    let sent =
+                        tokio::time::timeout(LINGER, sink.send(WsMessage::Close(frame))).await;
+                    break (CloseCause::Application, linger_if_sent(&sent));
                 }
                 // The message keeps its budget until it is written.
-                Some((m, _charged)) => {
-                    if let Err(cause) = send_timed(&mut sink, m, &shared).await {
-                        break cause;
-                    }
-                }
+                Some((m, _charged)) => match send_timed(&mut sink, m, &shared).await {
+                    Ok(()) => {}
+                    Err(Interrupted::WindDown) => {}
+                    Err(Interrupted::End(cause)) => break (cause, Stop::Now),
+                },
                 None => app_open = false,
             },
+            // Every sender is gone (and what they queued written) and so is the inbox: the
+            // application let go of the connection (its handler returned or panicked).
+            () = inbox.closed(), if !app_open => {
+                let frame = CloseFrame {
+                    code: CloseCode::Away,
+                    reason: "going away".into(),
+                };
+                let sent =
+                    tokio::time::timeout(LINGER, sink.send(WsMessage::Close(Some(frame)))).await;
+                break (CloseCause::Application, linger_if_sent(&sent));
+            }
         }
     };
     // Senders waiting for budget learn that the connection is over.
     budget.close();
     drop(app);
+    drop(inbox);
     // The connection is over for the limit once its close is decided; the reader may linger
     // for the peer's close frame, at most LINGER.
     drop(slot);
-    shared.stop_reader.notify_one();
+    shared.stop_reader.send_replace(stop);
     metrics::gauge!(observe::SERVER_CONNECTIONS).decrement(1.0);
     info!(name: "websocket.connection_closed", connection = shared.id, cause = ?cause);
-    shared.event(ConnectionEvent::Closed(cause));
+    shared.closed(cause);
+}
+
+/// The reader lingers for the peer's close frame only if ours went out.
+fn linger_if_sent<E>(sent: &Result<Result<(), E>, tokio::time::error::Elapsed>) -> Stop {
+    match sent {
+        Ok(Ok(())) => Stop::Linger,
+        _ => Stop::Now,
+    }
 }

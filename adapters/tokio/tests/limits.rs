@@ -57,12 +57,17 @@ async fn the_inbound_budget_bounds_what_waits_for_the_application() {
     }
     assert_eq!(FIT, 7);
     assert_eq!(
-        queued, FIT,
-        "what fits in 64 KiB, the one the reader holds excluded"
+        queued,
+        FIT + 1,
+        "messages are queued while the bytes queued are below 64 KiB, the last one taking \
+         them over; the one the reader holds is excluded"
     );
     // Taking them freed the budget: the reader goes on, in order.
     let next = timeout(LIMIT, conn.messages.recv()).await.unwrap().unwrap();
-    assert!(next.into_text().unwrap().starts_with(&format!("{FIT:02}")));
+    assert!(next
+        .into_text()
+        .unwrap()
+        .starts_with(&format!("{:02}", FIT + 1)));
 }
 
 #[tokio::test(start_paused = true)]
@@ -132,4 +137,103 @@ async fn a_client_refuses_a_frame_over_its_limit_with_1009() {
         .expect("a close frame before the end");
     assert_eq!(code, Some(1009));
     client.close().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_live_peer_is_not_closed_while_the_application_brings_its_queue_below_the_budget() {
+    // 7 x 8 KiB queue below the 64 KiB budget, then one 60 KiB message that does not fit what
+    // is left. The peer pings every second and reads everything; the application takes one
+    // message every 2 s, so its queue is below the budget again within the 3 s idle timeout.
+    let (a, b) = tokio::io::duplex(256 * 1024);
+    let options = options();
+    let srv =
+        WebSocketStream::from_raw_socket(a, Role::Server, Some(options.limits.websocket_config()))
+            .await;
+    let peer = WebSocketStream::from_raw_socket(b, Role::Client, None).await;
+    let mut conn = serve(srv, &options).unwrap();
+    let (mut sink, mut stream) = futures_util::StreamExt::split(peer);
+    let drain = tokio::spawn(async move {
+        while let Some(Ok(_)) = futures_util::StreamExt::next(&mut stream).await {}
+    });
+    let peer = tokio::spawn(async move {
+        for i in 0..7u8 {
+            sink.send(Message::binary(vec![i; 8 * 1024])).await.unwrap();
+        }
+        sink.send(Message::binary(vec![7; 60 * 1024]))
+            .await
+            .unwrap();
+        for seq in 0..30 {
+            let ping = Message::text(format!(r#"{{"type":"ping","seq":{seq}}}"#));
+            if timeout(Duration::from_secs(1), sink.send(ping))
+                .await
+                .is_err()
+            {
+                return seq;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        30
+    });
+    let start = tokio::time::Instant::now();
+    let mut taken = Vec::new();
+    while start.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if let Ok(m) = conn.messages.try_recv() {
+            taken.push(m.len());
+        }
+        if let Ok(heartbeat_tokio::ConnectionEvent::Closed(cause)) = conn.events.try_recv() {
+            panic!(
+                "the live peer was closed after {:?}: {cause:?}",
+                start.elapsed()
+            );
+        }
+    }
+    assert_eq!(
+        timeout(LIMIT, peer).await.unwrap().unwrap(),
+        30,
+        "every ping went out"
+    );
+    assert_eq!(taken.len(), 8, "{taken:?}");
+    assert_eq!(taken[7], 60 * 1024);
+    drain.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_size_limits_are_those_of_the_websocket_config_the_stream_was_created_with() {
+    // 2 MiB, over the default 1 MiB limits. Created without `Limits::websocket_config`, the
+    // stream has tungstenite's own limits (64 MiB / 16 MiB) and the message goes through.
+    for (config, refused) in [
+        (None, false),
+        (Some(Limits::default().websocket_config()), true),
+    ] {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let srv = WebSocketStream::from_raw_socket(a, Role::Server, config).await;
+        let mut peer = WebSocketStream::from_raw_socket(b, Role::Client, None).await;
+        let mut conn = serve(srv, &ServerOptions::default()).unwrap();
+        let sending = tokio::spawn(async move {
+            let _ = peer.send(Message::binary(vec![b'x'; 2 << 20])).await;
+            peer
+        });
+        // The message's length, or how the connection ended.
+        let outcome = timeout(LIMIT, async {
+            if let Some(m) = conn.messages.recv().await {
+                return Ok(m.len());
+            }
+            loop {
+                match conn.events.recv().await {
+                    Some(heartbeat_tokio::ConnectionEvent::Closed(c)) => break Err(Some(c)),
+                    Some(_) => {}
+                    None => break Err(None),
+                }
+            }
+        })
+        .await
+        .expect("an outcome in time");
+        match (refused, outcome) {
+            (false, Ok(len)) => assert_eq!(len, 2 << 20),
+            (true, Err(Some(heartbeat_tokio::CloseCause::Violation { code: 1009, .. }))) => {}
+            (refused, other) => panic!("refused={refused}: {other:?}"),
+        }
+        drop(sending);
+    }
 }
