@@ -21,13 +21,19 @@
 //!
 //! # Backpressure, honestly
 //! Each direction of a connection has a byte budget ([`Limits`]): application messages count
-//! their bytes (plus a small per-message overhead) while they wait, not their number.
+//! their bytes (plus a small per-message overhead) while they wait, not their number. Every
+//! message is copied out of tungstenite's read buffer into an allocation of its own before it
+//! waits (server and client), so what waits is what is counted: a queued 1-byte message does
+//! not keep a 4 KiB read buffer alive.
 //!
-//! Inbound, the reader goes on reading while the messages the application has not taken yet
-//! fit in [`Limits::inbound_budget`]; heartbeats read meanwhile are answered at once. When the
-//! budget is full the reader stops reading: TCP flow control slows that peer down, and that
-//! peer's own pings wait behind its own unread data (TCP is in order). Other connections are not
-//! affected: each has its own reader and budget.
+//! Inbound, a message read is queued whenever the bytes queued for the application are below
+//! [`Limits::inbound_budget`], even if it takes them over; heartbeats read meanwhile are
+//! answered at once. A message read while they are at or over the budget is held by the
+//! reader, which then reads nothing until the application brings the queue below the budget:
+//! TCP flow control slows that peer down, and that peer's own pings wait behind its own unread
+//! data (TCP is in order). So the queue holds at most the budget plus one message, and the
+//! reader holds at most one more. Other connections are not affected: each has its own reader
+//! and budget.
 //!
 //! **Liveness is what is read.** A stopped reader cannot tell a live peer from a dead one, and
 //! neither can anything else the server sees (a write to a dead peer completes into the local
@@ -36,24 +42,59 @@
 //!   moment, whatever the application does: whether it sent nothing, stopped reading, or its
 //!   data is stuck behind an application that does not take it. Nothing is pinned longer;
 //! - a live peer that sends something (its pings) at least once per `idle_timeout` is never
-//!   closed as idle while the application takes messages at least once per `idle_timeout`:
-//!   each message taken frees budget, the reader reads on, and every frame read counts. An
-//!   application that takes nothing for a whole `idle_timeout` gets its peer closed, as Python
-//!   `websockets` does when its paused reader leaves a keepalive pong unread.
+//!   closed as idle while the application brings its inbound queue below the budget at least
+//!   once per `idle_timeout`: each time it does, the reader queues the message it held and
+//!   reads on, and every frame read counts. One message taken may not be enough: after a large
+//!   message took the queue well over the budget, it takes as many as bring it back below. An
+//!   application that leaves its queue at or over the budget for a whole `idle_timeout` gets
+//!   its peer closed, as Python `websockets` does when its paused reader leaves a keepalive
+//!   pong unread.
 //!
 //! Outbound, a full [`ServerConnection::sender`] budget ([`Limits::outbound_budget`]) makes the
 //! application wait; heartbeat frames never queue behind it, but a frame already being written
 //! to a slow socket is finished first. A write stuck on a peer that stopped reading does not
 //! stop the heartbeat's timer: such a peer is still closed at its idle timeout.
 //!
+//! **A peer must take what we write, too.** A frame (heartbeat or application) that the peer
+//! has not taken whole within `idle_timeout` of its write starting ends the connection, even
+//! if the peer keeps sending: [`CloseCause::WriteStalled`], the peer read nothing of ours for
+//! `idle_timeout`. The socket is dropped without a close frame, which would queue behind the
+//! frame the peer does not take. Progress is judged per frame (tokio-tungstenite does not
+//! report partial writes), so a peer must take a whole frame within `idle_timeout`: a 1 MiB
+//! frame within the default 60 s needs about 17 KiB/s. The client has no such rule and needs
+//! none: its pings queue behind the stuck frame, go unanswered, and the core gives the
+//! connection up within its detection bound (the stuck writer is aborted a second later).
+//!
+//! **An abandoned connection closes.** Once the application has dropped both
+//! [`ServerConnection::messages`] and every clone of [`ServerConnection::sender`] (a handler
+//! that returned or panicked), the connection is closed with 1001 (going away) as
+//! [`CloseCause::Application`], after what was already queued is written, and its
+//! [`ConnectionLimit`] slot is free. Dropping only one of them keeps the connection.
+//! [`ServerConnection::events`] never loses [`ConnectionEvent::Closed`]: round trips and
+//! strikes are dropped while only one slot is free, and that slot is `Closed`'s.
+//!
 //! # Limits and protocol errors
-//! Messages and frames over 1 MiB ([`Limits`]) are refused with close code 1009 (a frame from its
-//! header alone), invalid UTF-8 with 1007, any other protocol violation (reserved opcodes or
-//! bits, an unmasked client frame) with 1002; the close frame is sent within a second or not
-//! at all. Protocol Ping frames are policed as JSON pings: a flood is closed with 1008.
-//! [`accept`] gives the whole handshake [`ServerOptions::handshake_timeout`] (10 s), can refuse
-//! with HTTP 503 over [`ServerOptions::max_connections`], and [`accept_with`] lets the
-//! application vet the upgrade request (path, `Origin`) first.
+//! Messages and frames over 1 MiB ([`Limits`]) are refused with close code 1009 (a frame from
+//! its header alone), invalid UTF-8 with 1007, any other protocol violation (reserved opcodes
+//! or bits, an unmasked client frame, a masked server frame) with 1002, on both sides; the
+//! server reports each as [`CloseCause::Violation`] with that code. tungstenite enforces the
+//! sizes while it reads, so they hold for a stream created with [`Limits::websocket_config`]:
+//! [`accept`] and [`connect`] do that; a stream given to [`serve`] or made by a
+//! [`connect_with`] connector without it keeps tungstenite's 64 MiB / 16 MiB.
+//!
+//! **The close frame is sent within a second or not at all**, and shares that second with the
+//! heartbeat frames owed before it and the rest of a frame being written when the close was
+//! decided: a close decided by the heartbeat, a protocol violation, the peer's close frame, the
+//! application's `WsMessage::Close(..)` or its letting go ends the connection ([`ConnectionEvent::Closed`], the
+//! [`ConnectionLimit`] slot given back) at most a second later, even while a write is stuck.
+//! Two closes send no frame and end the connection at once: the idle timeout found while a
+//! write is stuck, and [`CloseCause::WriteStalled`]. Then the reader reads on for the peer's
+//! close frame for at most one more second, and only if our close frame went out; it holds no
+//! message meanwhile. Protocol Ping frames are policed as JSON pings: a flood is closed with
+//! 1008. [`accept`] gives the whole handshake [`ServerOptions::handshake_timeout`] (10 s), can
+//! refuse with HTTP 503 over [`ServerOptions::max_connections`] (a handshake in progress holds
+//! a slot), and [`accept_with`] lets the application vet the upgrade request (path, `Origin`)
+//! first.
 //!
 //! # Time
 //! [`Clock`] is the one place time enters: `tokio::time::Instant` converted to the core's

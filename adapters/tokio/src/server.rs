@@ -137,7 +137,8 @@ pub enum AcceptError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CloseCause {
-    /// The heartbeat closed it ([`CloseReason::close_code`] was sent).
+    /// The heartbeat closed it ([`CloseReason::close_code`] was sent, within a second or not
+    /// at all; not at all for an idle timeout found while a write was stuck).
     Heartbeat(CloseReason),
     /// The peer sent a close frame (with this code, if any) or ended the stream.
     Peer {
@@ -152,8 +153,9 @@ pub enum CloseCause {
     /// an application frame) was not taken whole within `idle_timeout` of its write starting.
     /// The socket was dropped without a close frame, which would have queued behind that frame.
     WriteStalled,
-    /// The peer broke the protocol or a size limit; a close frame with this code was sent (1007
-    /// invalid UTF-8, 1009 message or frame too big, 1002 any other protocol error).
+    /// The peer broke the protocol or a size limit; a close frame with this code was sent,
+    /// within a second or not at all (1007 invalid UTF-8, 1009 message or frame too big, 1002
+    /// any other protocol error).
     Violation {
         /// The close code sent.
         code: u16,
