@@ -8,6 +8,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{frame, MASK};
@@ -45,22 +47,38 @@ async fn one_byte_messages_between_pongs_do_not_pin_their_read_buffers() {
     for _ in 0..32 {
         group.extend(frame(0x8a, &[0x55; 125], Some(MASK)));
     }
-    let mut groups = 0u64;
-    // Until the server stops reading (its budget is full): a write that stalls for 300 ms.
-    while tokio::time::timeout(Duration::from_millis(300), peer.write_all(&group))
-        .await
-        .is_ok()
-    {
-        groups += 1;
-        assert!(groups < 200_000, "the server never stopped reading");
-    }
+    // Whole groups only, so that the frames stay well formed wherever the writing stops.
+    let written = Arc::new(AtomicU64::new(0));
+    let count = Arc::clone(&written);
+    let attack = tokio::spawn(async move {
+        while peer.write_all(&group).await.is_ok() {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    // Until the server stops reading: no group taken for 300 ms once the budget can be full
+    // (1 MiB / 65 bytes = 16,132 messages), or for 10 s before that (a slow machine).
+    let (mut last, mut since) = (0, std::time::Instant::now());
+    let groups = loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = written.load(Ordering::Relaxed);
+        assert!(now < 200_000, "the server never stopped reading");
+        if now != last {
+            (last, since) = (now, std::time::Instant::now());
+            continue;
+        }
+        let quiet = since.elapsed();
+        if (now > 16_000 && quiet >= Duration::from_millis(300)) || quiet >= Duration::from_secs(10)
+        {
+            break now;
+        }
+    };
     let grown = resident_bytes().saturating_sub(before);
     eprintln!(
         "{groups} groups of a 1-byte message and 32 Pong frames; resident memory grew {} KiB",
         grown / 1024
     );
     assert!(
-        groups > 10_000,
+        groups > 16_000,
         "the budget holds ~16,000 messages: {groups}"
     );
     assert!(
@@ -68,5 +86,6 @@ async fn one_byte_messages_between_pongs_do_not_pin_their_read_buffers() {
         "resident memory grew {} MiB for a 1 MiB inbound budget",
         grown >> 20
     );
+    attack.abort();
     drop(conn);
 }
