@@ -81,6 +81,7 @@ fn cause_key(cause: &CloseCause) -> String {
         CloseCause::Peer { code: None } => "peer gone".to_owned(),
         CloseCause::Application => "application".to_owned(),
         CloseCause::Violation { code, .. } => format!("violation {code}"),
+        CloseCause::WriteStalled => "write stalled".to_owned(),
         CloseCause::Error(e) => {
             let e = e.to_lowercase();
             let kind = if e.contains("reset") {
