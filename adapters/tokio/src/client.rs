@@ -14,8 +14,8 @@ use std::time::Duration;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use heartbeat_core::{
-    Client, ClientConfig, ConfigErrors, DecodeError, Event, Instant, Message, ReconnectReason,
-    Status,
+    Client, ClientConfig, Config, ConfigErrors, DecodeError, Event, Instant, Message,
+    ReconnectReason, Status,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch, Notify, OwnedMutexGuard};
@@ -31,6 +31,7 @@ use crate::limits::{close_for, Limits};
 use crate::observe;
 use crate::queue::{self, Inbox, InboxSender, MessageSender, Outgoing};
 use crate::server::{seq_of_pong, text_of};
+use crate::write::{push_capped, WriteDeadline};
 use crate::PingStyle;
 
 /// How a client connects and pings.
@@ -170,8 +171,8 @@ where
         app_in: in_tx,
         app_out: Arc::new(tokio::sync::Mutex::new(out_rx)),
         conn: None,
-        socket: 0,
         connecting: None,
+        stall_after: write_stall_time(&options.config),
     };
     let task =
         tokio::spawn(driver.run(move || Box::pin(connector()) as ConnectFuture<S>, close_rx));
@@ -189,6 +190,8 @@ where
 enum Step<S> {
     Close,
     Opened(Box<Result<WebSocketStream<S>, tungstenite::Error>>),
+    /// The server did not take a frame whole within the write-stall time.
+    WriteStalled,
     Read(Option<Result<WsMessage, tungstenite::Error>>),
     Timer,
 }
@@ -210,9 +213,13 @@ impl<S> Drop for Conn<S> {
 }
 
 struct ConnOut {
+    /// Heartbeat frames owed, at most [`crate::write::OUTBOX_CAP`].
     outbox: Mutex<VecDeque<WsMessage>>,
     closing: Mutex<Option<CloseFrame>>,
     wake: Notify,
+    /// Set by the writer when it gives up a frame the server does not take; the driver ends
+    /// the connection.
+    stalled: Notify,
 }
 
 struct Driver<S> {
@@ -224,9 +231,9 @@ struct Driver<S> {
     app_in: InboxSender,
     app_out: Arc<tokio::sync::Mutex<Outgoing>>,
     conn: Option<Conn<S>>,
-    /// Counts the sockets opened, so that a held message knows which one it came from.
-    socket: u64,
     connecting: Option<ConnectFuture<S>>,
+    /// A frame the server has not taken whole within this long ends the connection.
+    stall_after: Duration,
 }
 
 impl<S> Driver<S>
@@ -239,8 +246,9 @@ where
         mut close_rx: tokio::sync::oneshot::Receiver<()>,
     ) {
         // A message read while the bytes queued for the application were at or over its
-        // budget, and the socket it came from.
-        let mut held: Option<(WsMessage, u64)> = None;
+        // budget. It stays first in line across a reconnect: no socket is read until it is
+        // queued.
+        let mut held: Option<WsMessage> = None;
         let mut app_in_open = true;
         loop {
             self.drain(&mut connector);
@@ -250,6 +258,7 @@ where
             let wake = self.clock.to_tokio(deadline);
             let reading = self.conn.is_some() && held.is_none();
             let holding = held.is_some();
+            let out = self.conn.as_ref().map(|c| Arc::clone(&c.out));
             let step = {
                 let connecting = &mut self.connecting;
                 let conn = &mut self.conn;
@@ -257,10 +266,12 @@ where
                 tokio::select! {
                     biased;
                     _ = &mut close_rx => Step::Close,
+                    // Ahead of reading: a server that floods us must not hide its stalled reads.
+                    () = async { out.as_ref().expect("guarded").stalled.notified().await }, if out.is_some() => Step::WriteStalled,
                     r = async { connecting.as_mut().expect("guarded").await }, if connecting.is_some() => Step::Opened(Box::new(r)),
                     next = async { conn.as_mut().expect("guarded").stream.next().await }, if reading => Step::Read(next),
                     () = app_in.below_budget(), if holding => {
-                        if let Some((m, _)) = held.take() {
+                        if let Some(m) = held.take() {
                             app_in.push(m);
                         }
                         continue;
@@ -297,12 +308,25 @@ where
                         }
                     }
                 }
+                Step::WriteStalled => {
+                    warn!(
+                        name: "websocket.connection_lost",
+                        stall_after_ms = self.stall_after.as_millis() as u64,
+                        "the server did not take a frame we wrote"
+                    );
+                    // No close frame: it would queue behind the frame the server does not take.
+                    self.drop_conn(CloseFrame {
+                        code: CloseCode::Away,
+                        reason: "write stalled".into(),
+                    });
+                    self.core.handle_disconnected(now);
+                }
                 Step::Read(Some(Ok(frame))) => {
                     if let Some(app) = self.frame(now, frame) {
                         if app_in_open {
                             // At or over the inbound budget, reading waits for the application.
                             if let Err(m) = self.app_in.try_push(app) {
-                                held = Some((m, self.socket));
+                                held = Some(m);
                             }
                         }
                     }
@@ -325,20 +349,10 @@ where
                     });
                     self.core.handle_disconnected(now);
                 }
-                Step::Timer => {
-                    let from_this_socket = self.conn.is_some()
-                        && held
-                            .as_ref()
-                            .is_some_and(|(_, socket)| *socket == self.socket);
-                    if from_this_socket {
-                        // Data from this server is waiting for the application: it is alive.
-                        // The client judges the server by pongs, which wait behind this data;
-                        // the server side (which judges by reads) gives no such credit. A
-                        // message from an earlier socket says nothing about this one.
-                        self.core.handle_read(now);
-                    }
-                    self.core.handle_timeout(now);
-                }
+                // Liveness is what is read: a held message earns the server no credit. A
+                // stopped reader cannot tell a live server from a dead one (its end of stream
+                // waits unread behind the data), so the core judges by what was read.
+                Step::Timer => self.core.handle_timeout(now),
             }
         }
     }
@@ -379,17 +393,18 @@ where
     }
 
     fn open(&mut self, ws: WebSocketStream<S>) {
-        self.socket = self.socket.wrapping_add(1);
         let (sink, stream) = ws.split();
         let out = Arc::new(ConnOut {
             outbox: Mutex::new(VecDeque::new()),
             closing: Mutex::new(None),
             wake: Notify::new(),
+            stalled: Notify::new(),
         });
         let writer = tokio::spawn(write_loop(
             sink,
             Arc::clone(&out),
             Arc::clone(&self.app_out),
+            self.stall_after,
         ));
         self.conn = Some(Conn {
             stream,
@@ -430,7 +445,7 @@ where
                     }
                     _ => text_of(m),
                 };
-                lock(&conn.out.outbox).push_back(frame);
+                push_capped(&mut lock(&conn.out.outbox), frame);
                 wrote = true;
             }
         }
@@ -523,24 +538,70 @@ pub fn reason_str(reason: ReconnectReason) -> &'static str {
     }
 }
 
+/// How long the server may take to take a frame whole before the client leaves it: the
+/// longest silence the core accepts before it gives a server up,
+/// `(max_missed_pongs - 1) x ping_interval + pong_timeout` (the core's `client_tolerance`). A
+/// server that leaves our frames untaken that long has not read the pings among them either.
+#[must_use]
+pub fn write_stall_time(config: &ClientConfig) -> Duration {
+    Config {
+        client: *config,
+        ..Config::default()
+    }
+    .guarantees()
+    .client_tolerance
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Writes one frame; false if the socket is done for: the write failed, or the server did not
+/// take the frame whole within `stall_after` (the driver is told and ends the connection).
+async fn write<S>(
+    sink: &mut SplitSink<WebSocketStream<S>, WsMessage>,
+    frame: WsMessage,
+    out: &ConnOut,
+    stall_after: Duration,
+) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut deadline = WriteDeadline::start(stall_after);
+    let mut send = std::pin::pin!(sink.send(frame));
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut send => return r.is_ok(),
+            () = tokio::time::sleep_until(deadline.at()) => {
+                if deadline.stalled(tokio::time::Instant::now()) {
+                    out.stalled.notify_one();
+                    return false;
+                }
+            }
+        }
+    }
 }
 
 async fn write_loop<S>(
     mut sink: SplitSink<WebSocketStream<S>, WsMessage>,
     out: Arc<ConnOut>,
     app: Arc<tokio::sync::Mutex<Outgoing>>,
+    stall_after: Duration,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     // The application queue is shared by successive sockets; a socket takes it only once its
     // own heartbeat frames are flowing, so a lingering old writer never delays a new ping.
     let mut app_rx: Option<OwnedMutexGuard<Outgoing>> = None;
+    let mut app_open = true;
     loop {
-        let frames: Vec<WsMessage> = lock(&out.outbox).drain(..).collect();
-        for f in frames {
-            if sink.send(f).await.is_err() {
+        // Heartbeat frames first, one at a time: those not yet written stay in the capped
+        // outbox.
+        loop {
+            let next = lock(&out.outbox).pop_front();
+            let Some(frame) = next else { break };
+            if !write(&mut sink, frame, &out, stall_after).await {
                 return;
             }
         }
@@ -552,30 +613,17 @@ async fn write_loop<S>(
         tokio::select! {
             biased;
             () = out.wake.notified() => {}
-            guard = Arc::clone(&app).lock_owned(), if app_rx.is_none() => app_rx = Some(guard),
-            m = async { app_rx.as_mut().expect("guarded").recv().await }, if app_rx.is_some() => match m {
+            guard = Arc::clone(&app).lock_owned(), if app_open && app_rx.is_none() => app_rx = Some(guard),
+            m = async { app_rx.as_mut().expect("guarded").recv().await }, if app_open && app_rx.is_some() => match m {
                 // The message keeps its budget until it is written.
                 Some(charged) => {
                     let (m, _budget) = charged.split();
-                    if sink.send(m).await.is_err() {
+                    if !write(&mut sink, m, &out, stall_after).await {
                         return;
                     }
                 }
                 // The application dropped its sender: nothing more to send, heartbeats go on.
-                None => loop {
-                    out.wake.notified().await;
-                    let frames: Vec<WsMessage> = lock(&out.outbox).drain(..).collect();
-                    for f in frames {
-                        if sink.send(f).await.is_err() {
-                            return;
-                        }
-                    }
-                    let closing = lock(&out.closing).take();
-                    if let Some(frame) = closing {
-                        let _ = sink.send(WsMessage::Close(Some(frame))).await;
-                        return;
-                    }
-                },
+                None => app_open = false,
             },
         }
     }

@@ -112,6 +112,7 @@ pub mod limits;
 pub mod observe;
 pub mod queue;
 pub mod server;
+mod write;
 
 pub use client::{connect, connect_with, ClientHandle, ClientOptions, ClientStatus};
 pub use clock::Clock;
