@@ -174,7 +174,11 @@ impl InboxSender {
     /// even if it takes them over; gives the copy back otherwise. A message for an application
     /// that dropped its [`Inbox`] is dropped.
     pub(crate) fn try_push(&self, message: WsMessage) -> Result<(), WsMessage> {
-        let message = detached(message);
+        self.try_push_detached(detached(message))
+    }
+
+    /// [`InboxSender::try_push`] for a message already [`detached`].
+    pub(crate) fn try_push_detached(&self, message: WsMessage) -> Result<(), WsMessage> {
         if self.tx.is_closed() {
             return Ok(());
         }

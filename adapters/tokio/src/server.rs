@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use heartbeat_core::{
     CloseReason, ConfigErrors, DecodeError, Instant, Message, Server, ServerConfig, ServerEvent,
 };
@@ -36,12 +36,10 @@ use crate::clock::Clock;
 use crate::limits::{close_for, Limits};
 use crate::observe;
 use crate::queue::{self, Budget, Inbox, InboxClosed, InboxSender, MessageSender, Outgoing};
+use crate::write::{push_capped, WriteDeadline};
 use crate::PingStyle;
 
 pub use heartbeat_core::server::STALL_GRACE;
-
-/// Heartbeat frames waiting for the writer; pongs collapse in the core, so this stays tiny.
-const OUTBOX_CAP: usize = 16;
 
 /// How long the reader keeps reading (for the peer's close frame) once the writer is done, and
 /// how long a close frame, with the heartbeat frames owed before it, may take to write.
@@ -244,9 +242,51 @@ struct Inner {
     violation: Option<CloseFrame>,
     /// Why the reader stopped, if it saw why.
     peer_cause: Option<CloseCause>,
+    /// The peer's close frame was read: tungstenite sends nothing after it but its reply.
+    close_read: bool,
+    /// The writer decided the close itself (the application's close or its letting go, a
+    /// write stuck or failed).
+    ending: bool,
+}
+
+impl Inner {
+    /// The close is decided: from here on the reader only reads (for the peer's close frame)
+    /// and discards, so nothing reaches the core or the application, and nothing follows
+    /// [`ConnectionEvent::Closed`].
+    fn decided(&self) -> bool {
+        self.close.is_some() || self.reader_done || self.ending
+    }
 }
 
 impl Shared {
+    fn new(
+        options: &ServerOptions,
+        id: u64,
+        events: mpsc::Sender<ConnectionEvent>,
+    ) -> Result<Shared, ConfigErrors> {
+        let clock = Clock::new();
+        let hb = Server::new(&options.config, clock.now())?;
+        Ok(Shared {
+            inner: Mutex::new(Inner {
+                hb,
+                outbox: VecDeque::new(),
+                close: None,
+                reader_done: false,
+                violation: None,
+                peer_cause: None,
+                close_read: false,
+                ending: false,
+            }),
+            wake_writer: Notify::new(),
+            stop_reader: watch::Sender::new(Stop::Running),
+            clock,
+            id,
+            pings: options.pings,
+            idle_timeout: options.config.idle_timeout,
+            events,
+        })
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner
             .lock()
@@ -278,10 +318,7 @@ impl Shared {
                 }
                 _ => text_of(m),
             };
-            if inner.outbox.len() >= OUTBOX_CAP {
-                inner.outbox.pop_front();
-            }
-            inner.outbox.push_back(frame);
+            push_capped(&mut inner.outbox, frame);
             work = true;
         }
         while let Some(e) = inner.hb.poll_event() {
@@ -465,29 +502,11 @@ fn start<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let clock = Clock::new();
-    let hb = Server::new(&options.config, clock.now())?;
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let (ev_tx, ev_rx) = mpsc::channel(EVENTS + 1);
+    let shared = Arc::new(Shared::new(options, id, ev_tx)?);
     let (in_tx, in_rx) = queue::inbox(options.limits.inbound_budget);
     let (out_tx, out_rx, out_budget) = queue::outbox(options.limits.outbound_budget);
-    let (ev_tx, ev_rx) = mpsc::channel(EVENTS + 1);
-    let shared = Arc::new(Shared {
-        inner: Mutex::new(Inner {
-            hb,
-            outbox: VecDeque::new(),
-            close: None,
-            reader_done: false,
-            violation: None,
-            peer_cause: None,
-        }),
-        wake_writer: Notify::new(),
-        stop_reader: watch::Sender::new(Stop::Running),
-        clock,
-        id,
-        pings: options.pings,
-        idle_timeout: options.config.idle_timeout,
-        events: ev_tx,
-    });
     let (sink, stream) = ws.split();
     metrics::gauge!(observe::SERVER_CONNECTIONS).increment(1.0);
     debug!(name: "websocket.connection_open", connection = id);
@@ -531,6 +550,9 @@ async fn reader<S>(
         };
         let now = shared.clock.now();
         let frame = match frame {
+            // Once the close is decided, what is read is only looked at for the end of the
+            // stream: no core call, no event, no message.
+            Ok(_) if shared.lock().decided() => continue,
             Ok(f) => f,
             Err(e) => {
                 let Some(close) = close_for(&e) else {
@@ -575,6 +597,7 @@ async fn reader<S>(
                 {
                     let mut inner = shared.lock();
                     inner.peer_cause = Some(CloseCause::Peer { code });
+                    inner.close_read = true;
                     inner.reader_done = true;
                 }
                 shared.wake_writer.notify_one();
@@ -585,16 +608,30 @@ async fn reader<S>(
         if !forward {
             continue;
         }
-        read(&shared, now);
         // A message is queued whenever the bytes queued are below the inbound budget, even if
         // it takes them over. At or over the budget, the reader holds this one message and
         // reads nothing more until the application brings the queue below the budget. Waiting
         // earns the peer no credit: liveness is what is read (see the crate docs,
         // "Backpressure, honestly"), so a peer that sends nothing more is closed at its idle
-        // timeout however long the application takes.
-        if let Err(held) = app.try_push(frame) {
+        // timeout however long the application takes. The copy is made outside the lock; the
+        // decision and the queueing under it, so nothing is queued once the close is decided.
+        let frame = queue::detached(frame);
+        let pushed = {
+            let mut inner = shared.lock();
+            if inner.decided() {
+                continue;
+            }
+            inner.hb.handle_read(now);
+            app.try_push_detached(frame)
+        };
+        if let Err(held) = pushed {
             tokio::select! {
-                () = app.below_budget() => app.push(held),
+                () = app.below_budget() => {
+                    let inner = shared.lock();
+                    if !inner.decided() {
+                        app.push(held);
+                    }
+                }
                 // The application stopped listening; heartbeats go on.
                 () = app.closed() => {}
                 // The writer is done (now or earlier): nothing is worth holding for.
@@ -631,6 +668,9 @@ fn next_wake(shared: &Shared) -> tokio::time::Instant {
 fn on_timer(shared: &Shared) {
     let now = shared.clock.from_tokio(tokio::time::Instant::now());
     let mut inner = shared.lock();
+    if inner.decided() {
+        return;
+    }
     inner.hb.handle_timeout(now);
     shared.drain(&mut inner);
 }
@@ -638,18 +678,22 @@ fn on_timer(shared: &Shared) {
 /// Why [`send_timed`] gave up a frame.
 enum Interrupted {
     /// A close was decided (by the reader's heartbeat input) or the reader stopped: the
-    /// writer winds down, sending what it owes within [`LINGER`].
+    /// writer winds down, sending what it owes within [`LINGER`]. The frame given up is
+    /// already the sink's: it leaves whole before anything else.
     WindDown,
     /// The connection ends at once, without a close frame: the peer is not taking the frame
-    /// (idle timeout, stalled write) or the write failed.
+    /// (the idle timeout found by this write's timer, or [`CloseCause::WriteStalled`]) or the
+    /// write failed.
     End(CloseCause),
 }
 
 /// Writes one frame while the core's timer keeps running, so that a peer that stopped reading
 /// (its socket full, the write blocked) is still closed at its idle timeout, and a peer that
-/// takes none of it for `idle_timeout` is closed even if it keeps sending
-/// ([`CloseCause::WriteStalled`]). Gives the frame up as soon as a close is decided or the
-/// reader stops, so that the connection ends as it should, not when the frame is taken.
+/// has not taken the frame whole within `idle_timeout` of its write starting is closed even if
+/// it keeps sending ([`CloseCause::WriteStalled`]; a check that runs more than
+/// [`STALL_GRACE`] late is put off once by [`STALL_GRACE`]). Gives the frame up as soon as a
+/// close is decided or the reader stops, so that the connection ends as it should, not when
+/// the frame is taken.
 async fn send_timed<S>(
     sink: &mut SplitSink<WebSocketStream<S>, WsMessage>,
     frame: WsMessage,
@@ -658,15 +702,18 @@ async fn send_timed<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let stall_at = tokio::time::Instant::now() + shared.idle_timeout;
+    let mut deadline = WriteDeadline::start(shared.idle_timeout);
     let mut send = std::pin::pin!(sink.send(frame));
+    // The first poll hands the frame to the sink (the split half's slot, then tungstenite's
+    // write buffer), so that a frame given up from here on still leaves whole, first.
+    if let Some(r) = (&mut send).now_or_never() {
+        return r.map_err(|e| Interrupted::End(write_failed(shared, &e)));
+    }
     loop {
         if winding_down(shared) {
-            // A frame given up after tungstenite took it still leaves whole before the close
-            // frame: tungstenite keeps it in its write buffer.
             return Err(Interrupted::WindDown);
         }
-        let wake = next_wake(shared).min(stall_at);
+        let wake = next_wake(shared).min(deadline.at());
         tokio::select! {
             biased;
             r = &mut send => {
@@ -674,13 +721,19 @@ where
             }
             () = shared.wake_writer.notified() => {}
             () = tokio::time::sleep_until(wake) => {
+                // A close decided elsewhere whose wake-up this timer beat (the two can cross
+                // on a multi-thread runtime) winds down like any other.
+                if winding_down(shared) {
+                    return Err(Interrupted::WindDown);
+                }
                 on_timer(shared);
                 if let Some(reason) = shared.lock().close {
-                    // Nothing was read for idle_timeout and the write is stuck: the peer is
-                    // gone; a close frame would queue behind the stuck frame. Drop the socket.
+                    // This timer found nothing read for idle_timeout while the write is stuck:
+                    // the peer is gone; a close frame would queue behind the stuck frame.
+                    // Drop the socket.
                     return Err(Interrupted::End(CloseCause::Heartbeat(reason)));
                 }
-                if tokio::time::Instant::now() >= stall_at {
+                if deadline.stalled(tokio::time::Instant::now()) {
                     return Err(Interrupted::End(CloseCause::WriteStalled));
                 }
             }
@@ -706,6 +759,9 @@ fn write_failed(shared: &Shared, e: &tungstenite::Error) -> CloseCause {
 fn heartbeat(shared: &Shared, input: impl FnOnce(&mut Server)) {
     let work = {
         let mut inner = shared.lock();
+        if inner.decided() {
+            return;
+        }
         input(&mut inner.hb);
         shared.drain(&mut inner)
     };
@@ -715,7 +771,10 @@ fn heartbeat(shared: &Shared, input: impl FnOnce(&mut Server)) {
 }
 
 fn read(shared: &Shared, now: Instant) {
-    shared.lock().hb.handle_read(now);
+    let mut inner = shared.lock();
+    if !inner.decided() {
+        inner.hb.handle_read(now);
+    }
 }
 
 async fn writer<S>(
@@ -729,47 +788,70 @@ async fn writer<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut app_open = true;
+    // The close frame of a close the application decided: its `WsMessage::Close(..)`, taken
+    // in turn after the messages queued before it, or 1001 once it let go.
+    let mut app_close: Option<Option<CloseFrame>> = None;
     let (cause, stop) = 'outer: loop {
-        // Heartbeat frames first, always.
-        let (frames, close, done) = {
+        let (close, done) = {
             let mut inner = shared.lock();
-            let frames: Vec<WsMessage> = inner.outbox.drain(..).collect();
-            (frames, inner.close, inner.reader_done)
+            if app_close.is_some() {
+                inner.ending = true;
+            }
+            (inner.close, inner.reader_done)
         };
-        if close.is_some() || done {
-            let (cause, last) = match close {
-                Some(reason) => (
+        if close.is_some() || done || app_close.is_some() {
+            // The close message to send; `None`: tungstenite's own (its reply to the peer's).
+            let (cause, last) = match (close, app_close.take()) {
+                (Some(reason), _) => (
                     CloseCause::Heartbeat(reason),
-                    Some(CloseFrame {
+                    Some(WsMessage::Close(Some(CloseFrame {
                         code: CloseCode::from(reason.close_code()),
                         reason: reason.as_str().into(),
-                    }),
+                    }))),
                 ),
-                None => {
+                (None, Some(frame)) => (CloseCause::Application, Some(WsMessage::Close(frame))),
+                (None, None) => {
                     let mut inner = shared.lock();
                     let cause = inner
                         .peer_cause
                         .clone()
                         .unwrap_or(CloseCause::Peer { code: None });
-                    (cause, inner.violation.take())
+                    let last = inner
+                        .violation
+                        .take()
+                        .map(|frame| WsMessage::Close(Some(frame)));
+                    (cause, last)
                 }
             };
-            // The frames owed before the close (and the rest of a frame given up mid-write)
-            // and the close frame share one LINGER: the close frame is sent within a second or
-            // not at all.
+            // The rest of a frame given up mid-write (the sink's already), the heartbeat
+            // frames owed, and the close frame share one LINGER: the close frame is sent
+            // within a second or not at all. After the peer's close frame tungstenite sends
+            // nothing but its reply, so the heartbeat frames owed to that peer are dropped.
             let sent = tokio::time::timeout(LINGER, async {
-                for f in frames {
+                loop {
+                    let next = {
+                        let mut inner = shared.lock();
+                        if inner.close_read {
+                            inner.outbox.clear();
+                        }
+                        inner.outbox.pop_front()
+                    };
+                    let Some(f) = next else { break };
                     sink.send(f).await?;
                 }
                 match last {
-                    Some(frame) => sink.send(WsMessage::Close(Some(frame))).await,
+                    Some(close) => sink.send(close).await,
                     None => sink.close().await,
                 }
             })
             .await;
             break (cause, linger_if_sent(&sent));
         }
-        for f in frames {
+        // Heartbeat frames first, always, one at a time: those not yet written stay in the
+        // outbox, so a close decided meanwhile still sends them, in order, before its frame.
+        loop {
+            let next = shared.lock().outbox.pop_front();
+            let Some(f) = next else { break };
             match send_timed(&mut sink, f, &shared).await {
                 Ok(()) => {}
                 Err(Interrupted::WindDown) => continue 'outer,
@@ -781,16 +863,13 @@ async fn writer<S>(
             biased;
             () = shared.wake_writer.notified() => {}
             () = tokio::time::sleep_until(wake) => on_timer(&shared),
+            // In order: a Close is taken after every message queued before it was written. A
+            // message that stalls ends the connection as WriteStalled, without the Close.
             m = app.recv(), if app_open => match m.map(queue::Charged::split) {
-                Some((WsMessage::Close(frame), _)) => {
-                    let sent =
-                        tokio::time::timeout(LINGER, sink.send(WsMessage::Close(frame))).await;
-                    break (CloseCause::Application, linger_if_sent(&sent));
-                }
+                Some((WsMessage::Close(frame), _)) => app_close = Some(frame),
                 // The message keeps its budget until it is written.
                 Some((m, _charged)) => match send_timed(&mut sink, m, &shared).await {
-                    Ok(()) => {}
-                    Err(Interrupted::WindDown) => {}
+                    Ok(()) | Err(Interrupted::WindDown) => {}
                     Err(Interrupted::End(cause)) => break (cause, Stop::Now),
                 },
                 None => app_open = false,
@@ -798,16 +877,16 @@ async fn writer<S>(
             // Every sender is gone (and what they queued written) and so is the inbox: the
             // application let go of the connection (its handler returned or panicked).
             () = inbox.closed(), if !app_open => {
-                let frame = CloseFrame {
+                app_close = Some(Some(CloseFrame {
                     code: CloseCode::Away,
                     reason: "going away".into(),
-                };
-                let sent =
-                    tokio::time::timeout(LINGER, sink.send(WsMessage::Close(Some(frame)))).await;
-                break (CloseCause::Application, linger_if_sent(&sent));
+                }));
             }
         }
     };
+    // Whatever ended it, the close is decided: the reader feeds nothing more to the core or
+    // the application.
+    shared.lock().ending = true;
     // Senders waiting for budget learn that the connection is over.
     budget.close();
     drop(app);
@@ -826,5 +905,48 @@ fn linger_if_sent<E>(sent: &Result<Result<(), E>, tokio::time::error::Elapsed>) 
     match sent {
         Ok(Ok(())) => Stop::Linger,
         _ => Stop::Now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use heartbeat_core::CloseReason;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_close_decided_elsewhere_that_the_timer_sees_first_winds_down() {
+        // The reader decides a 1008 close while a write is stuck; its wake-up is not seen
+        // before the writer's timer fires (on a multi-thread runtime the two can cross). That
+        // close is not the idle timeout found by this timer: the frame gets its second and the
+        // close frame follows (WindDown), reported as TooManyPings by the writer.
+        let options = ServerOptions {
+            config: ServerConfig {
+                ping_interval: Duration::from_secs(1),
+                idle_timeout: Duration::from_secs(3),
+                min_client_ping_interval: Duration::from_millis(500),
+                max_ping_strikes: 2,
+            },
+            ..ServerOptions::default()
+        };
+        let (events, _keep) = mpsc::channel(EVENTS + 1);
+        let shared = Shared::new(&options, 0, events).unwrap();
+        let (socket, _peer) = tokio::io::duplex(64);
+        let (mut sink, _stream) = WebSocketStream::from_raw_socket(socket, Role::Server, None)
+            .await
+            .split();
+        let decide = async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            shared.lock().close = Some(CloseReason::TooManyPings);
+        };
+        let (sent, ()) = tokio::join!(
+            send_timed(&mut sink, WsMessage::binary(vec![0u8; 1000]), &shared),
+            decide
+        );
+        match sent {
+            Err(Interrupted::WindDown) => {}
+            Err(Interrupted::End(cause)) => panic!("ended at once as {cause:?}"),
+            Ok(()) => panic!("the peer took the frame"),
+        }
     }
 }

@@ -393,3 +393,303 @@ async fn sending_a_close_message_closes_the_connection_as_the_applications() {
         CloseCause::Application
     );
 }
+
+fn json_pong(seq: u64) -> Vec<u8> {
+    frame(
+        0x80 | TEXT,
+        format!(r#"{{"type":"pong","seq":{seq}}}"#).as_bytes(),
+        Some(MASK),
+    )
+}
+
+/// The seq of a heartbeat text frame: (`"ping"` or `"pong"`, seq).
+fn heartbeat_of(payload: &[u8]) -> (String, u64) {
+    let text = String::from_utf8(payload.to_vec()).unwrap();
+    let kind = if text.contains(r#""ping""#) {
+        "ping"
+    } else {
+        "pong"
+    };
+    let seq = text
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('}')
+        .parse()
+        .unwrap();
+    (kind.to_owned(), seq)
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_follows_closed_even_if_the_peer_sends_during_the_linger() {
+    // The application closes; the peer, which has not read our close frame yet, answers the
+    // server's ping, floods pings and sends a message while the reader lingers for its close
+    // frame. None of it reaches the core or the application: no round trip, no strike, no
+    // second close, no message after Closed.
+    let (mut conn, mut peer) = served(64 * 1024, &options()).await;
+    let (opcode, payload) = timeout(LIMIT, read_frame(&mut peer))
+        .await
+        .expect("the server's ping in time")
+        .unwrap();
+    assert_eq!(opcode, TEXT);
+    let (kind, seq) = heartbeat_of(&payload);
+    assert_eq!(kind, "ping");
+    conn.sender.send(Message::Close(None)).await.unwrap();
+    let mut before = Vec::new();
+    loop {
+        let e = timeout(LIMIT, conn.events.recv())
+            .await
+            .expect("Closed in time")
+            .expect("events open");
+        let closed = matches!(e, ConnectionEvent::Closed(_));
+        before.push(e);
+        if closed {
+            break;
+        }
+    }
+    assert_eq!(before, [ConnectionEvent::Closed(CloseCause::Application)]);
+    peer.write_all(&json_pong(seq)).await.unwrap();
+    for s in 0..6 {
+        peer.write_all(&json_ping(s)).await.unwrap();
+    }
+    peer.write_all(&frame(0x80 | TEXT, b"after the close", Some(MASK)))
+        .await
+        .unwrap();
+    // The inbox and the events end once the reader has let go (within its linger).
+    let message = timeout(LIMIT, conn.messages.recv())
+        .await
+        .expect("the inbox ends in time");
+    assert_eq!(message, None);
+    let mut after = Vec::new();
+    while let Some(e) = timeout(LIMIT, conn.events.recv())
+        .await
+        .expect("the events end in time")
+    {
+        after.push(e);
+    }
+    assert_eq!(after, []);
+}
+
+#[tokio::test(start_paused = true)]
+async fn heartbeat_frames_owed_when_a_close_is_decided_all_go_before_the_close_frame() {
+    // A 1000-byte application frame fills the 64-byte pipe; four pongs and two of the server's
+    // pings queue behind it. The peer takes the frame, so the writer starts on the heartbeat
+    // frames and gets stuck on the third; then a ping flood decides a 1008 close. Every frame
+    // owed still goes out, in order, before the close frame.
+    let (mut conn, peer) = served(64, &options()).await;
+    let (mut rd, mut wr) = tokio::io::split(peer);
+    conn.sender
+        .send(Message::binary(vec![7u8; 1000]))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    for seq in 0..4 {
+        wr.write_all(&json_ping(seq)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    let (opcode, payload) = timeout(LIMIT, read_frame(&mut rd))
+        .await
+        .expect("the application frame in time")
+        .unwrap();
+    assert_eq!((opcode, payload.len()), (BINARY, 1000));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    for seq in 100..112 {
+        wr.write_all(&json_ping(seq)).await.unwrap();
+    }
+    let mut pongs = Vec::new();
+    let mut pings = Vec::new();
+    let code = timeout(LIMIT, async {
+        loop {
+            let (opcode, payload) = read_frame(&mut rd).await.unwrap();
+            if opcode == CLOSE {
+                break u16::from_be_bytes([payload[0], payload[1]]);
+            }
+            match heartbeat_of(&payload) {
+                (kind, seq) if kind == "pong" => pongs.push(seq),
+                (_, seq) => pings.push(seq),
+            }
+        }
+    })
+    .await
+    .expect("a close frame in time");
+    assert_eq!(code, 1008);
+    assert_eq!(pongs[..4], [0, 1, 2, 3], "pongs {pongs:?}");
+    assert!(pongs[4..].iter().all(|s| *s >= 100), "pongs {pongs:?}");
+    assert_eq!(pings, [0, 1], "the server's pings");
+    assert_eq!(
+        closed_event(&mut conn.events).await,
+        CloseCause::Heartbeat(CloseReason::TooManyPings)
+    );
+}
+
+/// The peer pings every 600 ms and reads nothing.
+fn pinger(mut peer: DuplexStream) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        for seq in 0.. {
+            if peer.write_all(&json_ping(seq)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(600)).await;
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_applications_close_goes_after_the_messages_queued_before_it() {
+    let (conn, mut peer) = served(64 * 1024, &options()).await;
+    for m in ["first", "second"] {
+        conn.sender.send(Message::text(m)).await.unwrap();
+    }
+    conn.sender.send(Message::Close(None)).await.unwrap();
+    let mut seen = Vec::new();
+    timeout(LIMIT, async {
+        loop {
+            let (opcode, payload) = read_frame(&mut peer).await.unwrap();
+            seen.push((opcode, String::from_utf8(payload).unwrap()));
+            if opcode == CLOSE {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("a close frame in time");
+    assert_eq!(
+        seen,
+        [
+            (TEXT, "first".to_owned()),
+            (TEXT, "second".to_owned()),
+            (CLOSE, String::new())
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_close_behind_a_message_the_peer_does_not_take_ends_as_write_stalled() {
+    // The application's Close, or its letting go (1001), queues behind a 64 KiB message; the
+    // peer pings (so it is not idle) but takes none of it. The message stalls idle_timeout
+    // after its write started and the connection ends as WriteStalled, no close frame sent.
+    for let_go in [false, true] {
+        let (conn, peer) = served(1024, &options()).await;
+        let ServerConnection {
+            messages,
+            sender,
+            mut events,
+            ..
+        } = conn;
+        let start = Instant::now();
+        sender
+            .send(Message::binary(vec![0u8; 64 * 1024]))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if let_go {
+            drop(sender);
+            drop(messages);
+        } else {
+            sender.send(Message::Close(None)).await.unwrap();
+        }
+        let pinging = pinger(peer);
+        assert_eq!(
+            closed_event(&mut events).await,
+            CloseCause::WriteStalled,
+            "let_go={let_go}"
+        );
+        let waited = start.elapsed();
+        assert!(
+            waited >= IDLE && waited <= IDLE + Duration::from_millis(200),
+            "let_go={let_go}: ended after {waited:?}"
+        );
+        pinging.abort();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_steady_reader_too_slow_for_one_large_frame_is_closed_as_write_stalled() {
+    // The peer reads 1 KiB every 100 ms (10 KiB/s) and pings every 600 ms. A 256 KiB frame
+    // needs 85 KiB/s to be taken within the 3 s idle timeout: the rule is per frame, so this
+    // peer is closed although it reads all the time.
+    let (mut conn, peer) = served(4096, &options()).await;
+    let (mut rd, mut wr) = tokio::io::split(peer);
+    let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&taken);
+    let reader = tokio::spawn(async move {
+        let mut buf = [0u8; 1024];
+        while let Ok(n @ 1..) = rd.read(&mut buf).await {
+            counted.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let pinging = tokio::spawn(async move {
+        for seq in 0.. {
+            if wr.write_all(&json_ping(seq)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(600)).await;
+        }
+    });
+    let start = Instant::now();
+    conn.sender
+        .send(Message::binary(vec![0u8; 256 * 1024]))
+        .await
+        .unwrap();
+    assert_eq!(
+        closed_event(&mut conn.events).await,
+        CloseCause::WriteStalled
+    );
+    let waited = start.elapsed();
+    assert!(
+        waited >= IDLE && waited <= IDLE + Duration::from_millis(200),
+        "ended after {waited:?}"
+    );
+    let taken = taken.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(taken >= 25 * 1024, "the peer read {taken} bytes");
+    reader.abort();
+    pinging.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_stall_check_that_runs_late_is_put_off_once_by_the_stall_grace() {
+    // A 64 KiB frame the peer takes nothing of until 3.5 s; this process does not run from
+    // 2 s to 3.5 s (the clock jumps), so the stall check due at 3 s runs 0.5 s late. It is put
+    // off by STALL_GRACE, the peer takes the frame meanwhile, and the connection lives on.
+    let (mut conn, peer) = served(4096, &options()).await;
+    let (mut rd, mut wr) = tokio::io::split(peer);
+    let pinging = tokio::spawn(async move {
+        for seq in 0.. {
+            if wr.write_all(&json_ping(seq)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(600)).await;
+        }
+    });
+    let (go, ready) = tokio::sync::oneshot::channel::<()>();
+    let reader = tokio::spawn(async move {
+        ready.await.unwrap();
+        let (opcode, payload) = read_frame(&mut rd).await.unwrap();
+        assert_eq!((opcode, payload.len()), (BINARY, 64 * 1024));
+        // Then whatever follows (the server's pings), for as long as the test runs.
+        let mut buf = [0u8; 4096];
+        while let Ok(1..) = rd.read(&mut buf).await {}
+    });
+    let start = Instant::now();
+    conn.sender
+        .send(Message::binary(vec![0u8; 64 * 1024]))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::advance(Duration::from_millis(1500)).await;
+    // The writer's late check runs first (at 3.5 s); the peer reads from 3.501 s.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    go.send(()).unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    while let Ok(e) = conn.events.try_recv() {
+        assert!(
+            !matches!(e, ConnectionEvent::Closed(_)),
+            "{e:?} after {:?}",
+            start.elapsed()
+        );
+    }
+    assert!(!reader.is_finished(), "the peer's reader ended");
+    reader.abort();
+    pinging.abort();
+}
