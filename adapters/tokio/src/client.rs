@@ -4,6 +4,12 @@
 //! per socket writes heartbeat frames ahead of queued application frames. The core decides
 //! everything (when to ping, Slow, when to give up, the jittered backoff); the driver carries
 //! it out: [`Event::Connect`] opens a socket, [`Event::Reconnect`] drops it.
+//!
+//! Liveness is what is read: a message held for an application whose inbound queue is at or
+//! over its budget stops reading and earns the server no credit. And a server must take what
+//! the client writes: a frame not taken whole within [`write_stall_time`] ends the connection
+//! as a lost one ([`Client::handle_disconnected`]), so a server that sends but never reads is
+//! left. See the crate docs, "Backpressure, honestly".
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -83,11 +89,16 @@ pub struct ClientHandle {
     /// Every core event (connect, RTT, misses, Slow, Recovered, Reconnect, ...), bounded (256);
     /// dropped, never blocking, when nobody drains them.
     pub events: mpsc::Receiver<Event>,
-    /// Application messages from the server, in order, within the inbound byte budget.
+    /// Application messages from the server, in order, within the inbound byte budget. While
+    /// the queue is at or over the budget nothing is read from the server, and nothing unread
+    /// counts as a sign of life: a live server is kept while the application brings the queue
+    /// below the budget at least once per `(max_missed_pongs - 1) x ping_interval +
+    /// pong_timeout`; otherwise it is given up like a silent one.
     pub messages: Inbox,
     /// Application messages to send, within the outbound byte budget. Queued while
     /// disconnected; a message being written when a connection is given up may be lost (at
-    /// most once).
+    /// most once). A message the server has not taken whole within [`write_stall_time`] of its
+    /// write starting ends the connection (and so is lost).
     pub sender: MessageSender,
     close: Option<tokio::sync::oneshot::Sender<()>>,
     task: JoinHandle<()>,

@@ -26,18 +26,19 @@
 //! waits (server and client), so what waits is what is counted: a queued 1-byte message does
 //! not keep a 4 KiB read buffer alive.
 //!
-//! Inbound, a message read is queued whenever the bytes queued for the application are below
-//! [`Limits::inbound_budget`], even if it takes them over; heartbeats read meanwhile are
-//! answered at once. A message read while they are at or over the budget is held by the
-//! reader, which then reads nothing until the application brings the queue below the budget:
-//! TCP flow control slows that peer down, and that peer's own pings wait behind its own unread
-//! data (TCP is in order). So the queue holds at most the budget plus one message, and the
-//! reader holds at most one more. Other connections are not affected: each has its own reader
-//! and budget.
+//! Inbound (server and client alike), a message read is queued whenever the bytes queued for
+//! the application are below [`Limits::inbound_budget`], even if it takes them over; heartbeats
+//! read meanwhile are answered at once. A message read while they are at or over the budget is
+//! held by the reader, which then reads nothing until the application brings the queue below
+//! the budget: TCP flow control slows that peer down, and that peer's own pings and pongs wait
+//! behind its own unread data (TCP is in order). So the queue holds at most the budget plus one
+//! message, and the reader holds at most one more. Other connections are not affected: each
+//! has its own reader and budget.
 //!
-//! **Liveness is what is read.** A stopped reader cannot tell a live peer from a dead one, and
-//! neither can anything else the server sees (a write to a dead peer completes into the local
-//! send buffer). So waiting earns the peer no credit, and this holds:
+//! **Liveness is what is read, on both sides.** A stopped reader cannot tell a live peer from
+//! a dead one (its end of stream waits unread behind the data), and neither can anything else
+//! (a write to a dead peer completes into the local send buffer). So waiting earns the peer no
+//! credit: a held message counts for nothing, only frames read do. On the server:
 //! - a peer from which nothing has been read for `idle_timeout` is closed with 1011 at that
 //!   moment, whatever the application does: whether it sent nothing, stopped reading, or its
 //!   data is stuck behind an application that does not take it. Nothing is pinned longer;
@@ -50,20 +51,47 @@
 //!   its peer closed, as Python `websockets` does when its paused reader leaves a keepalive
 //!   pong unread.
 //!
-//! Outbound, a full [`ServerConnection::sender`] budget ([`Limits::outbound_budget`]) makes the
-//! application wait; heartbeat frames never queue behind it, but a frame already being written
-//! to a slow socket is finished first. A write stuck on a peer that stopped reading does not
-//! stop the heartbeat's timer: such a peer is still closed at its idle timeout.
+//! On the client the same holds with the core's tolerance, `(max_missed_pongs - 1) x
+//! ping_interval + pong_timeout` (3.8 s with one-second pings, 800 ms pong timeout and 4
+//! misses; 55 s with the defaults), in place of `idle_timeout`:
+//! - a server from which nothing is read (its end of stream included) goes unanswered, its
+//!   pings miss, and the core gives it up within its detection bound
+//!   ([`heartbeat_core::Guarantees::detection_bound`]), then reconnects with backoff, whatever
+//!   the application does;
+//! - a live server is never given up for missed pongs while the application brings its inbound
+//!   queue below the budget at least once per that tolerance: each time, the client queues the
+//!   message it held and reads on, and the next frame read (a message or a pong) counts.
 //!
-//! **A peer must take what we write, too.** A frame (heartbeat or application) that the peer
-//! has not taken whole within `idle_timeout` of its write starting ends the connection, even
-//! if the peer keeps sending: [`CloseCause::WriteStalled`], the peer read nothing of ours for
-//! `idle_timeout`. The socket is dropped without a close frame, which would queue behind the
-//! frame the peer does not take. Progress is judged per frame (tokio-tungstenite does not
-//! report partial writes), so a peer must take a whole frame within `idle_timeout`: a 1 MiB
-//! frame within the default 60 s needs about 17 KiB/s. The client has no such rule and needs
-//! none: its pings queue behind the stuck frame, go unanswered, and the core gives the
-//! connection up within its detection bound (the stuck writer is aborted a second later).
+//! A message held when a connection is given up stays first in line: it is queued before
+//! anything from the next connection, which is not read until then. So while the application
+//! takes nothing, every new connection is given up as a silent server's is, and the client
+//! keeps reconnecting (with backoff) until the application takes messages again.
+//!
+//! Outbound, a full [`ServerConnection::sender`] or [`ClientHandle::sender`] budget
+//! ([`Limits::outbound_budget`]) makes the application wait; heartbeat frames never queue
+//! behind it, but a frame already being written to a slow socket is finished first. Besides the
+//! frame being written, at most 16 heartbeat frames wait for the writer on either side (pongs
+//! and pings, each under 64 bytes; a 17th drops the oldest), so a peer that floods pings and
+//! reads nothing cannot grow them. A write stuck on a
+//! peer that stopped reading does not stop the heartbeat's timer: such a peer is still closed
+//! at its idle timeout.
+//!
+//! **A peer must take what we write, too.** Progress is judged per frame (tokio-tungstenite
+//! does not report partial writes): a frame (heartbeat or application) that the peer has not
+//! taken whole within a time limit of its write starting ends the connection, even if the peer
+//! keeps sending and even if it is reading, only too slowly. A frame of `n` bytes so needs the
+//! peer to read at least `n / limit`. A check that runs more than [`STALL_GRACE`] (100 ms) late
+//! (this process was not running) is put off once by [`STALL_GRACE`], as the core puts off its
+//! idle verdict. No close frame is sent: it would queue behind the frame the peer does not take.
+//! - The server's limit is `idle_timeout`: the connection ends as [`CloseCause::WriteStalled`].
+//!   A frame of [`Limits::max_frame_size`] (1 MiB) within the default 60 s needs about
+//!   17 KiB/s.
+//! - The client's limit is the same tolerance, [`client::write_stall_time`]: a server that
+//!   leaves our frames untaken that long has not read our pings among them either. The
+//!   connection ends like a lost one (the core's `handle_disconnected`: a
+//!   [`heartbeat_core::Event::Reconnect`] with `ConnectionClosed`, then backoff), so a server
+//!   that floods pings and never reads is left, although every ping it sends is a sign of life.
+//!   A 1 MiB message within the default 55 s needs about 19 KiB/s.
 //!
 //! **An abandoned connection closes.** Once the application has dropped both
 //! [`ServerConnection::messages`] and every clone of [`ServerConnection::sender`] (a handler
@@ -82,19 +110,27 @@
 //! [`accept`] and [`connect`] do that; a stream given to [`serve`] or made by a
 //! [`connect_with`] connector without it keeps tungstenite's 64 MiB / 16 MiB.
 //!
-//! **The close frame is sent within a second or not at all**, and shares that second with the
-//! heartbeat frames owed before it and the rest of a frame being written when the close was
-//! decided: a close decided by the heartbeat, a protocol violation, the peer's close frame, the
-//! application's `WsMessage::Close(..)` or its letting go ends the connection ([`ConnectionEvent::Closed`], the
-//! [`ConnectionLimit`] slot given back) at most a second later, even while a write is stuck.
-//! Two closes send no frame and end the connection at once: the idle timeout found while a
-//! write is stuck, and [`CloseCause::WriteStalled`]. Then the reader reads on for the peer's
-//! close frame for at most one more second, and only if our close frame went out; it holds no
-//! message meanwhile. Protocol Ping frames are policed as JSON pings: a flood is closed with
-//! 1008. [`accept`] gives the whole handshake [`ServerOptions::handshake_timeout`] (10 s), can
-//! refuse with HTTP 503 over [`ServerOptions::max_connections`] (a handshake in progress holds
-//! a slot), and [`accept_with`] lets the application vet the upgrade request (path, `Origin`)
-//! first.
+//! **The server's close frame is sent within a second of the close being carried out, or not
+//! at all.** That second is shared with the rest of a frame being written when the close came
+//! and the heartbeat frames owed before it: none of those is dropped (after the peer's close
+//! frame tungstenite sends only its reply, so nothing is owed to that peer). A close decided
+//! by the heartbeat, a protocol violation or the peer's close frame is carried out at once, so
+//! it ends the connection ([`ConnectionEvent::Closed`], the [`ConnectionLimit`] slot given
+//! back) at most a second later, even while a write is stuck. The application's
+//! `WsMessage::Close(..)` and the 1001 for letting go keep their place in the outbound queue:
+//! they are carried out after the messages queued before them are written, each of which may
+//! take up to `idle_timeout`; if one of those stalls, the connection ends as
+//! [`CloseCause::WriteStalled`] without a close frame. Two closes send no frame and end the
+//! connection at once: the idle timeout found by the timer of a write that is stuck, and
+//! [`CloseCause::WriteStalled`]; any other close that comes while a write is stuck winds down
+//! as above and is reported with its own cause. Once the close is decided, nothing follows:
+//! the reader reads on (for the peer's close frame, for at most one more second after
+//! `Closed`, and only if our close frame went out) and discards what it reads, so no round
+//! trip, strike, close or message comes after [`ConnectionEvent::Closed`]. Protocol Ping frames
+//! are policed as JSON pings: a flood is closed with 1008. [`accept`] gives the whole handshake
+//! [`ServerOptions::handshake_timeout`] (10 s), can refuse with HTTP 503 over
+//! [`ServerOptions::max_connections`] (a handshake in progress holds a slot), and
+//! [`accept_with`] lets the application vet the upgrade request (path, `Origin`) first.
 //!
 //! # Time
 //! [`Clock`] is the one place time enters: `tokio::time::Instant` converted to the core's

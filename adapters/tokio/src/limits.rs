@@ -15,12 +15,18 @@
 //! - towards the peer: `outbound_budget` (1 MiB) of queued messages, the one being written
 //!   included, plus tungstenite's write buffer, which keeps the capacity of the largest frame
 //!   written so far;
-//! - heartbeat frames: at most 16 small ones.
+//! - heartbeat frames: besides the one being written, at most 16 waiting for the writer (each
+//!   under 64 bytes on the wire; a 17th drops the oldest), on the server and on the client, so
+//!   a peer that floods pings and reads nothing cannot grow them.
 //!
-//! With the defaults, about 7 MiB at worst: 2 MiB reading, 3 MiB towards the application,
-//! 2 MiB towards the peer (for application messages of at most 1 MiB; a larger one passes the
-//! outbound budget alone and grows the write buffer to its size). An idle connection holds the 4 KiB read buffer and no other buffer
-//! of this library.
+//! With the defaults, about 7 MiB at worst per connection, server or client: 2 MiB reading,
+//! 3 MiB towards the application, 2 MiB towards the peer (for application messages of at most
+//! 1 MiB; a larger one passes the outbound budget alone and grows the write buffer to its
+//! size). A connection the client gives up keeps its socket's buffers (at most 3 MiB: reading
+//! and the write buffer; the outbound queue is the client's, shared by its connections) until
+//! its writer ends, at most a second later: for that second, with the next connection open, a
+//! client may hold about 10 MiB.
+//! An idle connection holds the 4 KiB read buffer and no other buffer of this library.
 //!
 //! The sizes are enforced by tungstenite while it reads: only a stream created with
 //! [`Limits::websocket_config`] has them.

@@ -7,6 +7,10 @@
 //! - The **writer** task owns the socket's write half. It writes heartbeat frames first, then
 //!   queued application frames, and runs the core's timer (own pings, idle close).
 //!
+//! Once the close is decided (by the core, the reader or the writer), the reader feeds nothing
+//! more to the core or the application: it reads on only for the peer's close frame and
+//! discards the rest, so nothing follows [`ConnectionEvent::Closed`].
+//!
 //! Neither task ever runs application code: the application reads [`ServerConnection::messages`]
 //! wherever it likes. Run the accept loop and these tasks on a runtime that does nothing else
 //! (see [`crate::IoThread`]) and the application's CPU-heavy work on another, and a busy handler
@@ -136,20 +140,25 @@ pub enum AcceptError {
 #[non_exhaustive]
 pub enum CloseCause {
     /// The heartbeat closed it ([`CloseReason::close_code`] was sent, within a second or not
-    /// at all; not at all for an idle timeout found while a write was stuck).
+    /// at all; not at all for an idle timeout found by the timer of a write that was stuck).
     Heartbeat(CloseReason),
     /// The peer sent a close frame (with this code, if any) or ended the stream.
     Peer {
         /// The close code the peer sent.
         code: Option<u16>,
     },
-    /// The application closed it: it sent `WsMessage::Close(..)` (that frame was sent), or it
-    /// let go of both its sides, the [`ServerConnection::messages`] inbox and every
-    /// [`MessageSender`] (1001, going away, was sent).
+    /// The application closed it: it sent `WsMessage::Close(..)` (that frame was sent, after
+    /// the messages queued before it, within a second or not at all), or it let go of both its
+    /// sides, the [`ServerConnection::messages`] inbox and every [`MessageSender`] (1001, going
+    /// away, was sent the same way).
     Application,
-    /// The peer read nothing of ours for `idle_timeout`: a frame we were writing (a heartbeat or
-    /// an application frame) was not taken whole within `idle_timeout` of its write starting.
-    /// The socket was dropped without a close frame, which would have queued behind that frame.
+    /// The peer did not take a whole frame within `idle_timeout` of its write starting: a frame
+    /// we were writing (a heartbeat, an application frame, or one queued before the
+    /// application's close) was still not written out, even if the peer was reading, only too
+    /// slowly (a frame of `n` bytes needs at least `n / idle_timeout`: about 17 KiB/s for 1 MiB
+    /// at the default 60 s). A check that ran more than [`STALL_GRACE`] late was put off once
+    /// by [`STALL_GRACE`]. The socket was dropped without a close frame, which would have
+    /// queued behind that frame.
     WriteStalled,
     /// The peer broke the protocol or a size limit; a close frame with this code was sent,
     /// within a second or not at all (1007 invalid UTF-8, 1009 message or frame too big, 1002
@@ -175,7 +184,8 @@ pub enum ConnectionEvent {
         /// Consecutive strikes so far.
         strikes: u32,
     },
-    /// The connection is over; nothing follows.
+    /// The connection is over; nothing follows: what the peer sends after the close was
+    /// decided reaches neither the heartbeat nor the application.
     Closed(CloseCause),
 }
 
@@ -189,12 +199,15 @@ pub struct ServerConnection {
     pub messages: Inbox,
     /// Application messages to send, within the outbound byte budget
     /// ([`Limits::outbound_budget`]). They queue behind no heartbeat: heartbeat frames always
-    /// go first. Sending `WsMessage::Close(..)` closes the connection.
+    /// go first. Sending `WsMessage::Close(..)` closes the connection once the messages queued
+    /// before it are written (each may take up to `idle_timeout`; one that the peer does not
+    /// take ends the connection as [`CloseCause::WriteStalled`], with no close frame);
+    /// messages queued after it are not sent.
     ///
     /// Once the application has dropped both `messages` and every clone of `sender` (a
     /// handler that returned or panicked), the connection is closed with 1001 (going away),
-    /// [`CloseCause::Application`], after the messages already queued here are written.
-    /// Dropping only one of them keeps the connection.
+    /// [`CloseCause::Application`], the same way: after the messages already queued here are
+    /// written. Dropping only one of them keeps the connection.
     pub sender: MessageSender,
     /// Round trips, strikes and the close, bounded (65 slots). Nothing blocks the connection if
     /// nobody drains them: round trips and strikes are dropped while only one slot is free,
@@ -214,7 +227,8 @@ struct Shared {
     clock: Clock,
     id: u64,
     pings: PingStyle,
-    /// A frame not taken whole within this long ends the connection ([`CloseCause::WriteStalled`]).
+    /// A frame not taken whole within this long of its write starting ends the connection
+    /// ([`CloseCause::WriteStalled`]).
     idle_timeout: Duration,
     events: mpsc::Sender<ConnectionEvent>,
 }
