@@ -38,5 +38,5 @@ for target in $(cargo fuzz list); do
     echo "fuzz target $target failed" >&2
     exit 1
   fi
-  grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb)' "$work/$target/log"
+  grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::peak_rss_mb)' "$work/$target/log"
 done
