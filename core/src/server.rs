@@ -126,7 +126,8 @@ impl Server {
             min_client_ping_ms: ms(config.min_client_ping_interval),
             rtt_us: 0,
             next_seq: 0,
-            // Validation bounds the count by MAX_PING_STRIKES.
+            // Validation bounds the count by MAX_PING_STRIKES (254), so that `strikes`, which
+            // saturates at 255, can still exceed it: the (k + 1)-th strike closes.
             max_strikes: config.max_ping_strikes as u8,
             strikes: 0,
             close: CloseReason::IdleTimeout,

@@ -13,8 +13,10 @@ use crate::time::HumanDuration as H;
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 /// Largest miss count accepted.
 pub const MAX_COUNT: u32 = 1000;
-/// Largest `server.max_ping_strikes` accepted (the server keeps its strikes in a byte).
-pub const MAX_PING_STRIKES: u32 = 255;
+/// Largest `server.max_ping_strikes` accepted. The server keeps its strikes in a byte that
+/// saturates at 255 and closes on the (k + 1)-th strike in a row, so k + 1 must fit in the byte:
+/// with k = 255 the count could never exceed k and flood policing would be off.
+pub const MAX_PING_STRIKES: u32 = 254;
 
 /// A rule the configuration breaks. Each message names the fields, the rule and the numbers.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

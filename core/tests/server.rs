@@ -259,3 +259,52 @@ fn a_protocol_ping_counts_as_a_read() {
         [ServerEvent::Close(CloseReason::IdleTimeout)]
     );
 }
+
+/// docs/invariants.md, "Flood policing": a client pinging every p < m from its first ping at a0
+/// strikes from ping j1 = floor((I - m) / (m - p)) + 1 on (0-based) and is closed by the
+/// (k + 1)-th strike in a row, ping j1 + k, at a0 + (j1 + k) * p. This must hold for the
+/// largest k validation accepts: a strike counter that saturates at k once let k = 255 switch
+/// flood policing off.
+#[test]
+fn a_client_pinging_every_millisecond_is_closed_at_the_largest_strike_limit() {
+    let config = ServerConfig {
+        max_ping_strikes: heartbeat_core::validate::MAX_PING_STRIKES,
+        ..ServerConfig::default()
+    };
+    assert!(config.validate().is_ok(), "{:?}", config.validate().errors);
+    let (i, m, p) = (
+        config.idle_timeout.as_millis() as u64,
+        config.min_client_ping_interval.as_millis() as u64,
+        1,
+    );
+    let k = u64::from(config.max_ping_strikes);
+    let first_strike = (i - m) / (m - p) + 1;
+    let closing = first_strike + k;
+    let a0 = secs(1);
+    let mut s = Server::new(&config, Instant::ZERO).unwrap();
+    // 200 s of pings, one every millisecond.
+    let mut closed_at = None;
+    for j in 0..200_000u64 {
+        s.handle_message(
+            a0.saturating_add(Duration::from_millis(j * p)),
+            Message::Ping { seq: j },
+        );
+        let seen = events(&mut s);
+        if seen.contains(&ServerEvent::Close(CloseReason::TooManyPings)) {
+            assert_eq!(
+                seen.last(),
+                Some(&ServerEvent::Strike {
+                    strikes: config.max_ping_strikes + 1
+                })
+            );
+            closed_at = Some(j);
+            break;
+        }
+    }
+    assert_eq!(
+        closed_at,
+        Some(closing),
+        "k = {k}: closed at ping {closed_at:?}, the bound says ping {closing} ({} ms after the first)",
+        closing * p
+    );
+}

@@ -175,3 +175,17 @@ fn the_story_configs() {
         render(&fixed.validate())
     ));
 }
+
+/// A strike count of 255 would switch flood policing off: the server's strike byte saturates
+/// at 255 and could never exceed it.
+#[test]
+fn max_ping_strikes_of_255_is_rejected() {
+    let config = ServerConfig {
+        max_ping_strikes: 255,
+        ..ServerConfig::default()
+    };
+    assert_eq!(
+        render(&config.validate()),
+        "error: server.max_ping_strikes (255) must be between 0 and 254\n"
+    );
+}
