@@ -129,7 +129,10 @@ pub struct Guarantees {
     /// The longest stretch without any sign of life the client accepts before reconnecting:
     /// `(max_missed_pongs - 1) * client.ping_interval + client.pong_timeout`.
     pub client_tolerance: Duration,
-    /// From the server's death (or a network cut) to the client's reconnect request, at most.
+    /// From the server's death (or a network cut) to the client's reconnect request, at most:
+    /// the longer of the heartbeat path (missed pongs) and the connect path (a death or cut
+    /// before the handshake completes ends in a connect timeout, its timer up to the lateness
+    /// late).
     pub detection_bound: Duration,
     /// The slow warning comes at least this long before a heartbeat reconnect.
     pub warning_lead: Duration,
@@ -164,12 +167,16 @@ impl Config {
         } else {
             n.max_latency
         };
+        let heartbeat_path = last_evidence
+            .saturating_add(p.saturating_add(l).saturating_mul(missed))
+            .saturating_add(t)
+            .saturating_add(l);
+        // A death or cut at (or after) the connect attempt's start, before the handshake
+        // response is read: nothing arrives, the connect timer fires at most L late.
+        let connect_path = c.connect_timeout.saturating_add(l);
         Guarantees {
             client_tolerance: p.saturating_mul(missed.saturating_sub(1)).saturating_add(t),
-            detection_bound: last_evidence
-                .saturating_add(p.saturating_add(l).saturating_mul(missed))
-                .saturating_add(t)
-                .saturating_add(l),
+            detection_bound: heartbeat_path.max(connect_path),
             warning_lead: if gap == 0 {
                 Duration::ZERO
             } else {
@@ -178,5 +185,24 @@ impl Config {
             slow_bound: p.saturating_add(l).saturating_mul(gap).saturating_add(l),
             server_detection_bound: self.server.idle_timeout.saturating_add(n.max_latency),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_detection_bound_covers_the_heartbeat_path_and_the_connect_path() {
+        let s = Duration::from_secs;
+        let mut config = Config::default();
+        // Heartbeat path: λ + N (P_c + L) + T + L = 2 + 4 x 16 + 10 + 1; connect path 15 + 1.
+        assert_eq!(config.guarantees().detection_bound, s(77));
+        config.client.connect_timeout = s(76);
+        assert_eq!(config.guarantees().detection_bound, s(77));
+        config.client.connect_timeout = s(80);
+        assert_eq!(config.guarantees().detection_bound, s(81));
+        config.network.max_timer_lateness = Duration::ZERO;
+        assert_eq!(config.guarantees().detection_bound, s(80));
     }
 }

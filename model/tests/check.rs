@@ -68,6 +68,30 @@ fn default_config_is_proven_and_its_bounds_are_tight() {
     }
 }
 
+/// Issue 11: a cut before the handshake response ends in `ConnectTimeout`, up to L late. D
+/// used to ignore that path: 80 s of connect timeout against the connected path's 1m17s.
+#[test]
+fn a_connect_timeout_beyond_the_heartbeat_path_is_inside_the_detection_bound() {
+    let mut config = Config::default();
+    config.client.connect_timeout = Duration::from_secs(80);
+    assert!(config.validate().is_ok(), "{:?}", config.validate().errors);
+    // connect + L = 80 s + 1 s, above e + N (P_c + L) + T + L = 2 + 64 + 10 + 1 = 77 s.
+    assert_eq!(config.guarantees().detection_bound, Duration::from_secs(81));
+    let r = full(&config);
+    assert_eq!(
+        r.property(names::BOUNDED_DETECTION).map(|p| p.status),
+        Some(Status::Holds),
+        "{:?}",
+        verdicts(&r)
+    );
+    assert_eq!(r.verdict, Verdict::Proven, "{:?}", verdicts(&r));
+    // Tight: the server dies before it reads the upgrade request, the connect timer fires L late.
+    assert!(reached(&r, names::DETECTION_BOUND_REACHED));
+    // The default config's 194,482 and the states where the connect timer is still pending
+    // for the extra 65 s.
+    assert_eq!(r.states(), 194_522);
+}
+
 #[test]
 fn the_story_original_config_is_proven_with_our_server() {
     // With a server that keeps pinging while its pongs lag, the story's 30 s / 30 s / 3 numbers
