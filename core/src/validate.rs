@@ -186,10 +186,13 @@ pub enum ConfigError {
         /// `network.max_latency`.
         max_latency: Duration,
     },
-    /// Normal timer lateness would be mistaken for a local stall.
+    /// Normal timer lateness would be mistaken for a local stall: misses are forgiven, so the
+    /// detection bound (property 5) and the slow bound (property 6) fail; properties 1-4 do not
+    /// depend on this rule (the model checker shows both).
     #[error(
         "network.max_timer_lateness ({}) must not exceed client.stall_threshold ({}): normal timer lateness \
-         would be taken for a stall and pongs would go uncounted",
+         would be taken for a stall and misses forgiven, so neither the detection bound nor the end of a \
+         slow period would be guaranteed",
         H(*max_timer_lateness), H(*stall_threshold)
     )]
     LatenessAboveStallThreshold {

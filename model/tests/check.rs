@@ -92,6 +92,45 @@ fn a_connect_timeout_beyond_the_heartbeat_path_is_inside_the_detection_bound() {
     assert_eq!(r.states(), 194_522);
 }
 
+/// R6 (L <= stall) broken: lateness within the assumptions is taken for a local stall, a miss is
+/// forgiven and a probe sent. What the checker shows, and docs/invariants.md says: properties
+/// 1-4 hold, 5 (detection) and 6 (slow periods end) fail.
+#[test]
+fn lateness_above_the_stall_threshold_breaks_properties_5_and_6_only() {
+    let mut config = Config::default();
+    config.client.stall_threshold = Duration::from_millis(500);
+    let v = config.validate();
+    assert_eq!(v.errors.len(), 1, "{:?}", v.errors);
+    assert!(matches!(
+        v.errors[0],
+        heartbeat_core::ConfigError::LatenessAboveStallThreshold { .. }
+    ));
+    let r = full(&config);
+    assert_eq!(r.verdict, Verdict::Failed);
+    assert_eq!(r.safety(), Some(true), "{:?}", verdicts(&r));
+    let always: Vec<_> = verdicts(&r)
+        .into_iter()
+        .filter(|(_, s)| matches!(s, Status::Holds | Status::Fails))
+        .collect();
+    assert_eq!(
+        always,
+        [
+            (names::WARN_BEFORE_RECONNECT, Status::Holds),
+            (names::NO_MISSED_PONG, Status::Holds),
+            (names::NO_SPURIOUS_RECONNECT, Status::Holds),
+            (names::NO_SPURIOUS_CLOSE, Status::Holds),
+            (names::BOUNDED_DETECTION, Status::Fails),
+            (names::SLOW_IS_TRANSIENT, Status::Fails),
+            (names::TIME_ADVANCES, Status::Holds),
+        ]
+    );
+    let lens: Vec<_> = [names::BOUNDED_DETECTION, names::SLOW_IS_TRANSIENT]
+        .map(|n| r.property(n).and_then(|p| p.path_len))
+        .into();
+    assert_eq!(lens, [Some(28), Some(23)]);
+    assert_eq!(r.states(), 4_233_379);
+}
+
 #[test]
 fn the_story_original_config_is_proven_with_our_server() {
     // With a server that keeps pinging while its pongs lag, the story's 30 s / 30 s / 3 numbers
