@@ -13,7 +13,7 @@
 //! max_latency]`, unbounded once the server is overloaded), client timer lateness in
 //! `[0, max_timer_lateness]`, the order of everything that happens at the same instant, and at
 //! most one fault of each kind at any time: the server becomes overloaded, the server dies,
-//! the network is cut.
+//! the network is cut, the client dies.
 
 use std::time::{Duration, Instant as WallInstant};
 
@@ -41,6 +41,8 @@ pub mod names {
     pub const BOUNDED_DETECTION: &str = "bounded-detection";
     /// A Slow period ends (recovered or reconnect) within the bound.
     pub const SLOW_IS_TRANSIENT: &str = "slow-is-transient";
+    /// After the client dies, the server closes the connection within idle timeout + latency.
+    pub const SERVER_CLOSES_DEAD_CLIENT: &str = "server-closes-dead-client";
     /// Non-vacuity: a Slow warning is reachable (properties 1 and 6 are about Slow periods).
     pub const SLOW_REACHED: &str = "sometimes-slow";
     /// Coverage: a Slow period that recovers is reachable.
@@ -179,6 +181,9 @@ pub struct State {
     pub just_recovered: bool,
     /// The client's reconnect request: terminal.
     pub outcome: Option<Outcome>,
+    /// When the client died: from then on it reads, sends and times nothing, and `client` holds
+    /// a fixed placeholder. Terminal once the server has closed and nothing is in flight.
+    pub client_dead_at: Option<Instant>,
 }
 
 /// A step of the model.
@@ -198,6 +203,8 @@ pub enum Action {
     Kill,
     /// The network is cut.
     Partition,
+    /// The client process dies (what it already sent still arrives).
+    KillClient,
 }
 
 /// The model of one configuration.
@@ -375,6 +382,12 @@ impl HeartbeatModel {
                 }
                 rec.note(now, Who::World, "network cut");
             }
+            Action::KillClient => {
+                st.client_dead_at = Some(now);
+                st.client = self.dead_client();
+                st.slow_since = None;
+                rec.note(now, Who::World, "client died");
+            }
         }
         let shift = self.canonicalize(&mut st);
         Some((st, shift))
@@ -441,6 +454,12 @@ impl HeartbeatModel {
 
     fn deliver_to_client(&self, st: &mut State, f: Flight, rec: &mut Recorder<'_>) {
         let now = st.now;
+        if st.client_dead_at.is_some() {
+            if let Wire::Msg(m) = f.wire {
+                rec.push(now, Who::Server(0), What::Lost(m.into()));
+            }
+            return;
+        }
         match f.wire {
             Wire::Welcome => {
                 st.client.handle_connected(now);
@@ -548,7 +567,7 @@ impl HeartbeatModel {
                 CloseReason::IdleTimeout => CloseKey::Idle,
                 CloseReason::TooManyPings => CloseKey::Pings,
             };
-            if !st.partitioned {
+            if !st.partitioned && st.client_dead_at.is_none() {
                 st.closed_while_up.get_or_insert(key);
             }
             st.server = None;
@@ -560,27 +579,43 @@ impl HeartbeatModel {
     /// Shifts the state so that its earliest instant is zero and sequence numbers start at the
     /// machines' next ones; sorts the flights. Returns the time shift.
     fn canonicalize(&self, st: &mut State) -> Shift {
-        let mut earliest = st.now.min(st.client.earliest_instant());
+        // A dead client's placeholder is never driven: it holds no instant and is not moved.
+        let client_alive = st.client_dead_at.is_none();
+        let mut earliest = if client_alive {
+            st.now.min(st.client.earliest_instant())
+        } else {
+            st.now
+        };
         if let Some(s) = &st.server {
             earliest = earliest.min(s.earliest_instant());
         }
         for f in &st.flights {
             earliest = earliest.min(f.sent);
         }
-        for t in [st.fault_at, st.slow_since].into_iter().flatten() {
+        for t in [st.fault_at, st.slow_since, st.client_dead_at]
+            .into_iter()
+            .flatten()
+        {
             earliest = earliest.min(t);
         }
         let d = earliest.since_origin();
         let back = |t: Instant| t.saturating_sub(d);
-        let client_seqs = st.client.next_seq();
+        let client_seqs = if client_alive {
+            st.client.next_seq()
+        } else {
+            0
+        };
         let server_seqs = st.server.as_ref().map_or(0, Server::next_seq);
         st.now = back(st.now);
-        st.client.shift(d, client_seqs);
+        if client_alive {
+            st.client.shift(d, client_seqs);
+        }
         if let Some(s) = st.server.as_mut() {
             s.shift(d, server_seqs);
         }
         st.fault_at = st.fault_at.map(back);
         st.slow_since = st.slow_since.map(back);
+        st.client_dead_at = st.client_dead_at.map(back);
         let renumber = |seq: u64, base: u32| u64::from((seq as u32).wrapping_sub(base));
         for f in &mut st.flights {
             f.sent = back(f.sent);
@@ -608,7 +643,7 @@ impl HeartbeatModel {
     /// happen in between that a fault at the start of the quiet stretch would not also cover.
     fn next_tick(&self, st: &State) -> Instant {
         let step = st.now.saturating_add(self.unit);
-        let client = st.client.poll_timeout();
+        let client = self.client_timeout(st);
         let deadlines = [client, st.server.as_ref().and_then(Server::poll_timeout)];
         if self.corners {
             // Only the extreme moments: each flight's last one, each deadline, and the client's
@@ -645,7 +680,7 @@ impl HeartbeatModel {
         {
             return false;
         }
-        if let Some(d) = st.client.poll_timeout() {
+        if let Some(d) = self.client_timeout(st) {
             if now >= d.saturating_add(self.config.network.max_timer_lateness) {
                 return false;
             }
@@ -707,7 +742,36 @@ impl HeartbeatModel {
             closed_while_up: None,
             just_recovered: false,
             outcome: None,
+            client_dead_at: None,
         }
+    }
+
+    /// The client's deadline, while it is alive.
+    fn client_timeout(&self, st: &State) -> Option<Instant> {
+        if st.client_dead_at.is_some() {
+            None
+        } else {
+            st.client.poll_timeout()
+        }
+    }
+
+    /// The fixed value a dead client's state is replaced by (it is never driven again), so that
+    /// states after a client's death differ only in what still matters.
+    fn dead_client(&self) -> Client {
+        let mut client =
+            Client::new(&self.config.client, Instant::ZERO, 0).expect("checked by check()");
+        while client.poll_event().is_some() {}
+        client
+    }
+
+    /// Property 7: once the client is dead, the server has closed by `server_detection_bound`
+    /// after the death (or has not yet been opened: the upgrade request may still be in flight).
+    #[must_use]
+    pub fn dead_client_closed_in_time(&self, s: &State) -> bool {
+        s.client_dead_at.is_none_or(|t| {
+            s.server.is_none()
+                || s.now.saturating_duration_since(t) <= self.guarantees.server_detection_bound
+        })
     }
 }
 
@@ -786,7 +850,7 @@ impl Model for HeartbeatModel {
     }
 
     fn actions(&self, st: &State, actions: &mut Vec<Action>) {
-        if st.outcome.is_some() {
+        if self.is_ending(st) {
             return;
         }
         let now = st.now;
@@ -797,7 +861,7 @@ impl Model for HeartbeatModel {
             }
         }
         let late = self.config.network.max_timer_lateness;
-        if st.client.poll_timeout().is_some_and(|d| {
+        if self.client_timeout(st).is_some_and(|d| {
             now >= d && (!self.corners || now == d || now == d.saturating_add(late))
         }) {
             actions.push(Action::ClientTimer);
@@ -813,13 +877,16 @@ impl Model for HeartbeatModel {
         if self.can_tick(st) {
             actions.push(Action::Tick);
         }
-        let pristine = st.mode == Mode::Normal && !st.partitioned && !st.overloaded_once;
+        let client_alive = st.client_dead_at.is_none();
+        let pristine =
+            st.mode == Mode::Normal && !st.partitioned && !st.overloaded_once && client_alive;
         if pristine {
             actions.push(Action::Overload);
         }
-        if pristine || (self.combined_faults && st.fault_at.is_none()) {
+        if pristine || (self.combined_faults && st.fault_at.is_none() && client_alive) {
             actions.push(Action::Kill);
             actions.push(Action::Partition);
+            actions.push(Action::KillClient);
         }
     }
 
@@ -859,6 +926,9 @@ impl Model for HeartbeatModel {
                 s.slow_since
                     .is_none_or(|t| s.now.saturating_duration_since(t) <= m.guarantees.slow_bound)
             }),
+            Property::always(SERVER_CLOSES_DEAD_CLIENT, |m: &Self, s: &State| {
+                m.dead_client_closed_in_time(s)
+            }),
             Property::sometimes(SLOW_REACHED, |_, s: &State| s.slow_since.is_some()),
             Property::sometimes(SLOW_THEN_RECOVERED, |_, s: &State| s.just_recovered),
             Property::sometimes(RECONNECT_WHEN_DEAD, |_, s: &State| {
@@ -884,6 +954,9 @@ impl Timed for HeartbeatModel {
     /// equivalent state.
     fn is_ending(&self, state: &State) -> bool {
         state.outcome.is_some()
+            || (state.client_dead_at.is_some()
+                && state.server.is_none()
+                && state.flights.is_empty())
     }
 
     fn heap_bytes(&self, state: &State) -> usize {

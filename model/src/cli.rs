@@ -606,8 +606,9 @@ fn guarantees_text(out: &mut String, config: &Config, report: &Report) {
     );
     let _ = writeln!(
         out,
-        "  - the server closes a dead client's connection within {} (idle timeout + latency)",
-        H(g.server_detection_bound)
+        "  - the server closes a dead client's connection within {} = idle timeout + latency ({})",
+        H(g.server_detection_bound),
+        names::SERVER_CLOSES_DEAD_CLIENT
     );
     let (title, witness) = if tight {
         (

@@ -41,7 +41,7 @@ fn statuses(r: &Report) -> Vec<(&'static str, Status)> {
 }
 
 /// The default configuration with a 50,000-state budget used to print "proven" at 39,272 of
-/// its 194,482 states: stateright's budget counted generated states.
+/// its then 194,482 states: stateright's budget counted generated states.
 #[test]
 fn a_budget_below_the_state_space_is_inconclusive_never_proven() {
     let r = check(&Config::default(), with_budget(50_000)).unwrap();
@@ -79,10 +79,10 @@ fn a_budget_below_the_state_space_is_inconclusive_never_proven() {
 /// One state more than the space, and the same check is complete.
 #[test]
 fn a_budget_of_exactly_the_state_space_completes() {
-    let r = check(&Config::default(), with_budget(194_482)).unwrap();
+    let r = check(&Config::default(), with_budget(206_500)).unwrap();
     assert_eq!(r.verdict, Verdict::Proven);
-    let r = check(&Config::default(), with_budget(194_481)).unwrap();
-    assert_eq!(r.verdict, Verdict::Inconclusive(Limit::States(194_481)));
+    let r = check(&Config::default(), with_budget(206_499)).unwrap();
+    assert_eq!(r.verdict, Verdict::Inconclusive(Limit::States(206_499)));
 }
 
 /// A configuration that breaks R2 used to "prove" with a 10,000-state budget.
