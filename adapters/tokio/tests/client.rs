@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use heartbeat_core::wire::MAX_ENCODED_LEN;
-use heartbeat_core::{ClientConfig, Config, Event, Message as Hb, ReconnectReason, Status};
+use heartbeat_core::{Config, Event, Message as Hb, ReconnectReason, Status};
 use heartbeat_tokio::{connect_with, ClientHandle, ClientOptions};
 use tokio::io::DuplexStream;
 use tokio::sync::{mpsc, watch};
@@ -18,19 +18,6 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn config() -> ClientConfig {
-    ClientConfig {
-        ping_interval: Duration::from_secs(1),
-        pong_timeout: Duration::from_millis(800),
-        slow_threshold: 2,
-        max_missed_pongs: 4,
-        stall_threshold: Duration::from_millis(500),
-        connect_timeout: Duration::from_secs(2),
-        backoff_initial: Duration::from_millis(200),
-        backoff_max: Duration::from_secs(2),
-    }
-}
 
 /// A scripted server: answers JSON pings and echoes data, except while its connection's
 /// `frozen` flag is set, when it reads nothing at all (like a stalled process).
@@ -128,7 +115,7 @@ async fn events_until(client: &mut ClientHandle, stop: impl Fn(&Event) -> bool) 
 
 fn options() -> ClientOptions {
     ClientOptions {
-        config: config(),
+        config: common::client_config(),
         seed: 7,
         ..ClientOptions::default()
     }
@@ -192,7 +179,7 @@ async fn a_short_server_stall_gives_slow_then_recovered_and_loses_no_message() {
 #[tokio::test(start_paused = true)]
 async fn a_silent_server_is_given_up_within_the_detection_bound_and_reconnected() {
     let cfg = Config {
-        client: config(),
+        client: common::client_config(),
         ..Config::default()
     };
     let bound = cfg.guarantees().detection_bound;
@@ -352,37 +339,7 @@ async fn client_close_code_with(
     script: Vec<u8>,
     config: Option<tokio_tungstenite::tungstenite::protocol::WebSocketConfig>,
 ) -> Option<u16> {
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let mut done_tx = Some(done_tx);
-    let client = connect_with(
-        move || {
-            let (a, b) = tokio::io::duplex(64 * 1024);
-            if let Some(done) = done_tx.take() {
-                let script = script.clone();
-                tokio::spawn(async move {
-                    let mut raw = a;
-                    tokio::io::AsyncWriteExt::write_all(&mut raw, &script)
-                        .await
-                        .unwrap();
-                    let _ = done.send(common::close_code(&mut raw).await);
-                });
-            }
-            async move {
-                Ok::<_, tokio_tungstenite::tungstenite::Error>(
-                    WebSocketStream::from_raw_socket(b, Role::Client, config).await,
-                )
-            }
-        },
-        options(),
-    )
-    .unwrap();
-    let code = timeout(LIMIT, done_rx)
-        .await
-        .expect("a close frame in time")
-        .unwrap()
-        .expect("a close frame before the end");
-    client.close().await;
-    code
+    common::client_close_code(script, options(), config, LIMIT).await
 }
 
 #[tokio::test(start_paused = true)]

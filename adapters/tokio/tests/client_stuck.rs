@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{frame, read_frame, TEXT};
-use heartbeat_core::{ClientConfig, Config, Event, ReconnectReason, Status};
+use heartbeat_core::{Config, Event, ReconnectReason, Status};
 use heartbeat_tokio::{connect_with, ClientHandle, ClientOptions, Limits, STALL_GRACE};
 use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
@@ -17,22 +17,9 @@ use tokio_tungstenite::WebSocketStream;
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-fn config() -> ClientConfig {
-    ClientConfig {
-        ping_interval: Duration::from_secs(1),
-        pong_timeout: Duration::from_millis(800),
-        slow_threshold: 2,
-        max_missed_pongs: 4,
-        stall_threshold: Duration::from_millis(500),
-        connect_timeout: Duration::from_secs(2),
-        backoff_initial: Duration::from_millis(200),
-        backoff_max: Duration::from_secs(2),
-    }
-}
-
 fn options(limits: Limits) -> ClientOptions {
     ClientOptions {
-        config: config(),
+        config: common::client_config(),
         seed: 7,
         limits,
         ..ClientOptions::default()
@@ -42,7 +29,7 @@ fn options(limits: Limits) -> ClientOptions {
 /// The core's own figures for [`config`].
 fn guarantees() -> heartbeat_core::Guarantees {
     Config {
-        client: config(),
+        client: common::client_config(),
         ..Config::default()
     }
     .guarantees()

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::SinkExt;
 use heartbeat_core::ServerConfig;
 use heartbeat_tokio::queue::MESSAGE_OVERHEAD;
-use heartbeat_tokio::{connect_with, serve, ClientOptions, Limits, SendError, ServerOptions};
+use heartbeat_tokio::{serve, ClientOptions, Limits, SendError, ServerOptions};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
@@ -106,37 +106,9 @@ async fn a_client_refuses_a_frame_over_its_limit_with_1009() {
         ..ClientOptions::default()
     };
     let config = options.limits.websocket_config();
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let mut done_tx = Some(done_tx);
-    let client = connect_with(
-        move || {
-            let (a, b) = tokio::io::duplex(64 * 1024);
-            if let Some(done) = done_tx.take() {
-                tokio::spawn(async move {
-                    let mut raw = a;
-                    let header = common::header(0x80 | common::TEXT, 64 * 1024 + 1, None);
-                    tokio::io::AsyncWriteExt::write_all(&mut raw, &header)
-                        .await
-                        .unwrap();
-                    let _ = done.send(common::close_code(&mut raw).await);
-                });
-            }
-            async move {
-                Ok::<_, tokio_tungstenite::tungstenite::Error>(
-                    WebSocketStream::from_raw_socket(b, Role::Client, Some(config)).await,
-                )
-            }
-        },
-        options,
-    )
-    .unwrap();
-    let code = timeout(LIMIT, done_rx)
-        .await
-        .expect("a close frame in time")
-        .unwrap()
-        .expect("a close frame before the end");
+    let header = common::header(0x80 | common::TEXT, 64 * 1024 + 1, None);
+    let code = common::client_close_code(header, options, Some(config), LIMIT).await;
     assert_eq!(code, Some(1009));
-    client.close().await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,6 +1,7 @@
 //! Hand-made WebSocket frames and a hand-made handshake, for tests that must send what no
 //! well-behaved library would (bad UTF-8, reserved opcodes, unmasked client frames, lying
-//! lengths). Each test file uses some of these helpers, none uses all of them.
+//! lengths), and the client settings and scripted server the client tests share. Each test
+//! file uses some of these helpers, none uses all of them.
 #![allow(dead_code)]
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -124,4 +125,66 @@ pub(crate) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         head.push(byte[0]);
     }
     Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// The client settings of the client tests: 1 s pings, Slow at 2 misses, reconnect at 4.
+pub(crate) fn client_config() -> heartbeat_core::ClientConfig {
+    heartbeat_core::ClientConfig {
+        ping_interval: std::time::Duration::from_secs(1),
+        pong_timeout: std::time::Duration::from_millis(800),
+        slow_threshold: 2,
+        max_missed_pongs: 4,
+        stall_threshold: std::time::Duration::from_millis(500),
+        connect_timeout: std::time::Duration::from_secs(2),
+        backoff_initial: std::time::Duration::from_millis(200),
+        backoff_max: std::time::Duration::from_secs(2),
+    }
+}
+
+/// A client (`options`) whose one server writes the raw bytes `script` once the client is
+/// connected; returns the code of the close frame the client sends back. The client's stream is
+/// created with `websocket` (`None`: tungstenite's defaults).
+///
+/// # Panics
+/// No close frame within `limit`, or the stream ended before one.
+pub(crate) async fn client_close_code(
+    script: Vec<u8>,
+    options: heartbeat_tokio::ClientOptions,
+    websocket: Option<tokio_tungstenite::tungstenite::protocol::WebSocketConfig>,
+    limit: std::time::Duration,
+) -> Option<u16> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let mut done_tx = Some(done_tx);
+    let client = heartbeat_tokio::connect_with(
+        move || {
+            let (a, b) = tokio::io::duplex(64 * 1024);
+            if let Some(done) = done_tx.take() {
+                let script = script.clone();
+                tokio::spawn(async move {
+                    let mut raw = a;
+                    raw.write_all(&script).await.unwrap();
+                    let _ = done.send(close_code(&mut raw).await);
+                });
+            }
+            async move {
+                Ok::<_, tokio_tungstenite::tungstenite::Error>(
+                    tokio_tungstenite::WebSocketStream::from_raw_socket(
+                        b,
+                        tokio_tungstenite::tungstenite::protocol::Role::Client,
+                        websocket,
+                    )
+                    .await,
+                )
+            }
+        },
+        options,
+    )
+    .unwrap();
+    let code = tokio::time::timeout(limit, done_rx)
+        .await
+        .expect("a close frame in time")
+        .unwrap()
+        .expect("a close frame before the end");
+    client.close().await;
+    code
 }
