@@ -24,6 +24,8 @@
 //!
 //! Bounded: ramp-up at most 120 s, every attack at most 40 s, then the window ends and all stops.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -32,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use heartbeat_core::{ClientConfig, Event, ServerConfig};
+use heartbeat_core::Event;
 use heartbeat_tokio::{accept, connect, ClientOptions, CloseCause, ConnectionEvent, ServerOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -40,36 +42,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
-fn server_config() -> ServerConfig {
-    ServerConfig {
-        ping_interval: Duration::from_secs(1),
-        idle_timeout: Duration::from_secs(5),
-        min_client_ping_interval: Duration::from_millis(500),
-        max_ping_strikes: 2,
-    }
-}
-
-fn client_config() -> ClientConfig {
-    ClientConfig {
-        ping_interval: Duration::from_secs(1),
-        pong_timeout: Duration::from_millis(900),
-        slow_threshold: 2,
-        max_missed_pongs: 4,
-        stall_threshold: Duration::from_millis(500),
-        connect_timeout: Duration::from_secs(20),
-        backoff_initial: Duration::from_secs(1),
-        backoff_max: Duration::from_secs(10),
-    }
-}
+use common::{arg, cpu_secs, one_second_client, one_second_server, rss_kib};
 
 /// What the server reports when asked: connections open, and every close by its cause.
 type Closes = Arc<Mutex<BTreeMap<String, u64>>>;
@@ -129,7 +102,7 @@ fn serve() {
         println!("{}", listener.local_addr().unwrap().port());
         std::io::stdout().flush().unwrap();
         let options = ServerOptions {
-            config: server_config(),
+            config: one_second_server(),
             ..ServerOptions::default()
         };
         loop {
@@ -201,25 +174,6 @@ fn serve() {
         }
     });
     drop(app);
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// User + system CPU seconds of a process (clock ticks of 1/100 s, Linux's USER_HZ).
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    ticks as f64 / 100.0
 }
 
 /// Round trips of the honest clients, in 0.1 ms buckets up to 10 s.
@@ -554,7 +508,7 @@ fn main() {
         let mut clients = Vec::new();
         for i in 0..honest {
             let options = ClientOptions {
-                config: client_config(),
+                config: one_second_client(),
                 seed: i,
                 ..ClientOptions::default()
             };

@@ -11,6 +11,8 @@
 //! memory and CPU are measured alone (from /proc); the clients (heartbeat-tokio `Client`s, 2
 //! worker threads) run here. Bounded: ramp-up at most 120 s, then the window, then stop.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,14 +23,7 @@ use heartbeat_core::{ClientConfig, Event, ServerConfig, Status};
 use heartbeat_tokio::{accept, connect, ClientOptions, CloseCause, ConnectionEvent, ServerOptions};
 use tokio::net::TcpSocket;
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
+use common::{arg, cpu_secs, rss_kib};
 
 /// `--default-config`: the library's default heartbeat settings (15 s client pings, 25 s server
 /// pings) instead of 1 s pings both ways: what idle connections cost in production.
@@ -38,29 +33,17 @@ fn default_config() -> bool {
 
 fn server_config() -> ServerConfig {
     if default_config() {
-        return ServerConfig::default();
-    }
-    ServerConfig {
-        ping_interval: Duration::from_secs(1),
-        idle_timeout: Duration::from_secs(5),
-        min_client_ping_interval: Duration::from_millis(500),
-        max_ping_strikes: 2,
+        ServerConfig::default()
+    } else {
+        common::one_second_server()
     }
 }
 
 fn client_config() -> ClientConfig {
     if default_config() {
-        return ClientConfig::default();
-    }
-    ClientConfig {
-        ping_interval: Duration::from_secs(1),
-        pong_timeout: Duration::from_millis(900),
-        slow_threshold: 2,
-        max_missed_pongs: 4,
-        stall_threshold: Duration::from_millis(500),
-        connect_timeout: Duration::from_secs(20),
-        backoff_initial: Duration::from_secs(1),
-        backoff_max: Duration::from_secs(10),
+        ClientConfig::default()
+    } else {
+        common::one_second_client()
     }
 }
 
@@ -140,25 +123,6 @@ fn serve() {
             }
         }
     });
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// User + system CPU seconds of a process (clock ticks of 1/100 s, Linux's USER_HZ).
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    ticks as f64 / 100.0
 }
 
 #[derive(Default)]
