@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use heartbeat_core::{ClientConfig, Config, NetworkAssumptions, ServerConfig};
+use heartbeat_core::{Config, NetworkAssumptions};
 use heartbeat_model::check::{check, names, CheckOptions, Report, Status, Verdict};
 use heartbeat_model::cli::{load_config, run_check, CheckSettings, Format};
 use heartbeat_model::explore::Limits;
@@ -318,28 +318,15 @@ fn cross_check_regressions() {
     let s = Duration::from_secs;
     let base =
         |ping: u64, timeout: u64, sping: u64, idle: u64, min: u64, strikes: u32, delay: u64| {
-            Config {
-                client: ClientConfig {
-                    ping_interval: s(ping),
-                    pong_timeout: s(timeout),
-                    slow_threshold: 1,
-                    max_missed_pongs: 2,
-                    connect_timeout: s(1),
-                    stall_threshold: s(5),
-                    ..ClientConfig::default()
-                },
-                server: ServerConfig {
-                    ping_interval: s(sping),
-                    idle_timeout: s(idle),
-                    min_client_ping_interval: s(min),
-                    max_ping_strikes: strikes,
-                },
-                network: NetworkAssumptions {
+            common::seconds_config(
+                (ping, timeout, 2, 1, 1),
+                (sping, idle, min, strikes),
+                NetworkAssumptions {
                     max_latency: s(0),
                     max_server_delay: s(delay),
                     max_timer_lateness: s(0),
                 },
-            }
+            )
         };
     for (why, config) in [
         // The client's pongs to the server's pings are reads too: a short idle timeout is safe

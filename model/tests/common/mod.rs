@@ -11,7 +11,7 @@ use proptest::prelude::*;
 /// A configuration from its timers in whole seconds — the client's (ping interval, pong
 /// timeout, max missed pongs, slow threshold, connect timeout) and the server's (ping interval,
 /// idle timeout, min client ping interval, max strikes) — and its network assumptions.
-fn seconds_config(
+pub(crate) fn seconds_config(
     (ping, timeout, max_missed, slow, connect): (u64, u64, u32, u32, u64),
     (sping, idle, min, strikes): (u64, u64, u64, u32),
     network: NetworkAssumptions,
