@@ -63,6 +63,14 @@ fn example(name: &str) -> std::path::PathBuf {
     profile.join("examples").join(name)
 }
 
+/// Runs a test body within [`LIMIT`], counted from when the example binary is built: the build
+/// may compile dependencies afresh (`cargo build -p heartbeat-tokio` unifies features differently
+/// from `cargo test --workspace`), which on a fresh machine takes longer than any test.
+async fn bounded(body: impl std::future::Future<Output = ()>) {
+    let _ = tokio::task::spawn_blocking(|| example("server")).await;
+    timeout(LIMIT, body).await.expect("bounded");
+}
+
 /// What the test does with the server's stdout and stderr after the first stdout line.
 #[derive(PartialEq)]
 enum Output {
@@ -257,7 +265,7 @@ async fn probe(addr: &str) -> Duration {
 
 #[tokio::test]
 async fn static_files_websocket_echo_and_stall_control() {
-    timeout(LIMIT, async {
+    bounded(async {
         let dir = tmp_dir("static");
         std::fs::create_dir_all(dir.join("pkg")).unwrap();
         std::fs::write(dir.join("index.html"), "<h1>heartbeat</h1>").unwrap();
@@ -314,14 +322,13 @@ async fn static_files_websocket_echo_and_stall_control() {
         );
         let _ = std::fs::remove_dir_all(&dir);
     })
-    .await
-    .expect("bounded");
+    .await;
 }
 
 /// Any web page the machine's browser shows could send a GET (an `<img>`) or a form POST here.
 #[tokio::test]
 async fn stall_control_is_off_without_allow_stall() {
-    timeout(LIMIT, async {
+    bounded(async {
         let dir = tmp_dir("no-stall");
         let server = start(&["--static-dir", dir.to_str().unwrap()], Output::Read).await;
         let addr = server.addr.as_str();
@@ -333,13 +340,12 @@ async fn stall_control_is_off_without_allow_stall() {
         assert!(took < Duration::from_millis(500), "stalled: {took:?}");
         let _ = std::fs::remove_dir_all(&dir);
     })
-    .await
-    .expect("bounded");
+    .await;
 }
 
 #[tokio::test]
 async fn stall_control_refuses_get_and_cross_site_requests() {
-    timeout(LIMIT, async {
+    bounded(async {
         let server = start(&["--allow-stall"], Output::Read).await;
         let addr = server.addr.as_str();
         let own = format!("http://127.0.0.1:{}", server.port());
@@ -375,13 +381,12 @@ async fn stall_control_refuses_get_and_cross_site_requests() {
         let (head, _) = post(addr, "/control/stall?secs=-1", "").await;
         assert!(head.starts_with("HTTP/1.1 400"), "{head}");
     })
-    .await
-    .expect("bounded");
+    .await;
 }
 
 #[tokio::test]
 async fn websocket_upgrades_only_on_the_ws_path() {
-    timeout(LIMIT, async {
+    bounded(async {
         let server = start(&[], Output::Read).await;
         let addr = server.addr.as_str();
         assert_eq!(upgrade_status(addr, "/", None).await, 404);
@@ -397,15 +402,14 @@ async fn websocket_upgrades_only_on_the_ws_path() {
         assert_eq!(upgrade_status(&server.addr, "/ws", None).await, 404);
         assert_eq!(upgrade_status(&server.addr, "/live", None).await, 0);
     })
-    .await
-    .expect("bounded");
+    .await;
 }
 
 /// Without an Origin check any page the browser shows could open sockets here (cross-site
 /// WebSocket hijacking).
 #[tokio::test]
 async fn websocket_upgrades_check_the_origin() {
-    timeout(LIMIT, async {
+    bounded(async {
         let server = start(&[], Output::Read).await;
         let addr = server.addr.as_str();
         let port = server.port();
@@ -439,13 +443,12 @@ async fn websocket_upgrades_check_the_origin() {
         let own = format!("http://127.0.0.1:{}", server.port());
         assert_eq!(upgrade_status(addr, "/ws", Some(&own)).await, 0);
     })
-    .await
-    .expect("bounded");
+    .await;
 }
 
 #[tokio::test]
 async fn static_files_never_leave_the_directory() {
-    timeout(LIMIT, async {
+    bounded(async {
         let outside = tmp_dir("outside");
         std::fs::write(outside.join("secret.txt"), "secret").unwrap();
         let dir = tmp_dir("inside");
@@ -472,14 +475,13 @@ async fn static_files_never_leave_the_directory() {
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_dir_all(&outside);
     })
-    .await
-    .expect("bounded");
+    .await;
 }
 
 /// Opening a FIFO blocks until someone writes to it: on the I/O thread that froze every pong.
 #[tokio::test]
 async fn a_fifo_in_the_static_dir_is_not_served_and_pongs_keep_flowing() {
-    timeout(LIMIT, async {
+    bounded(async {
         let dir = tmp_dir("fifo");
         let made = Command::new("mkfifo")
             .arg(dir.join("pipe"))
@@ -499,13 +501,12 @@ async fn a_fifo_in_the_static_dir_is_not_served_and_pongs_keep_flowing() {
         assert!(rtt < Duration::from_millis(500), "pong after {rtt:?}");
         let _ = std::fs::remove_dir_all(&dir);
     })
-    .await
-    .expect("bounded");
+    .await;
 }
 
 #[tokio::test]
 async fn static_files_larger_than_max_file_bytes_are_refused() {
-    timeout(LIMIT, async {
+    bounded(async {
         let dir = tmp_dir("big");
         std::fs::write(dir.join("fits.bin"), vec![7u8; 1000]).unwrap();
         std::fs::write(dir.join("big.bin"), vec![7u8; 1001]).unwrap();
@@ -531,13 +532,12 @@ async fn static_files_larger_than_max_file_bytes_are_refused() {
         );
         let _ = std::fs::remove_dir_all(&dir);
     })
-    .await
-    .expect("bounded");
+    .await;
 }
 
 #[tokio::test]
 async fn logs_go_to_stderr_without_colours() {
-    timeout(LIMIT, async {
+    bounded(async {
         let mut server = start(&[], Output::Read).await;
         probe(&server.addr).await;
         let until = Instant::now() + Duration::from_secs(5);
@@ -559,14 +559,13 @@ async fn logs_go_to_stderr_without_colours() {
             "stdout has the address line only, stderr has no colours when not a terminal: {seen:#?}"
         );
     })
-    .await
-    .expect("bounded");
+    .await;
 }
 
 /// A log reader that stops reading (a full pipe) must cost log lines, never pongs or handshakes.
 #[tokio::test]
 async fn an_unread_log_pipe_never_delays_pongs() {
-    timeout(LIMIT, async {
+    bounded(async {
         // A short queue, so lines are dropped (the lossy path) as well as queued.
         let server = start(&["--log-queue-lines", "100"], Output::Unread).await;
         let addr = server.addr.as_str();
@@ -585,13 +584,12 @@ async fn an_unread_log_pipe_never_delays_pongs() {
             "slowest session {slowest:?}"
         );
     })
-    .await
-    .expect("bounded");
+    .await;
 }
 
 #[tokio::test]
 async fn repeated_warnings_are_rate_limited() {
-    timeout(LIMIT, async {
+    bounded(async {
         let mut server = start(&[], Output::Read).await;
         let addr = server.addr.clone();
         // Upgrade requests without a key: each one is a failed handshake.
@@ -621,8 +619,7 @@ async fn repeated_warnings_are_rate_limited() {
         let summary = summary.expect("a summary of the suppressed warnings within 5 s");
         assert!(summary.contains("handshake_failed"), "{summary}");
     })
-    .await
-    .expect("bounded");
+    .await;
 }
 
 /// CPU time (user + system, in clock ticks of 1/100 s) the process has used so far.
@@ -639,7 +636,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 /// the backlog: a loop that retries at once spins a core.
 #[tokio::test]
 async fn accept_errors_back_off_instead_of_spinning() {
-    timeout(LIMIT, async {
+    bounded(async {
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg(r#"ulimit -n 32 && exec "$0" "$@""#)
@@ -679,6 +676,5 @@ async fn accept_errors_back_off_instead_of_spinning() {
             .expect("serves again after EMFILE");
         assert!(took < Duration::from_secs(3), "{took:?}");
     })
-    .await
-    .expect("bounded");
+    .await;
 }
