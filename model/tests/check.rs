@@ -12,7 +12,7 @@ use heartbeat_model::render;
 use proptest::prelude::*;
 
 mod common;
-use common::{ms_config, small_config};
+use common::{ms_config, pinned, small_config};
 
 fn config_file(name: &str) -> Config {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -53,7 +53,9 @@ fn default_config_is_proven_and_its_bounds_are_tight() {
     assert!(config.validate().is_ok());
     let r = full(&config);
     assert_eq!(r.verdict, Verdict::Proven, "{:?}", verdicts(&r));
-    assert_eq!(r.states(), 206_500);
+    if pinned() {
+        assert_eq!(r.states(), 206_500);
+    }
     assert_eq!(r.unit, Duration::from_secs(1));
     assert!(!r.rounded);
     // docs/invariants.md: a connected client always has a timer, so no state waits for nothing.
@@ -89,7 +91,9 @@ fn a_connect_timeout_beyond_the_heartbeat_path_is_inside_the_detection_bound() {
     assert!(reached(&r, names::DETECTION_BOUND_REACHED));
     // The default config's 206,500 and the states where the connect timer is still pending
     // for the extra 65 s.
-    assert_eq!(r.states(), 206_540);
+    if pinned() {
+        assert_eq!(r.states(), 206_540);
+    }
 }
 
 /// R6 (L <= stall) broken: lateness within the assumptions is taken for a local stall, a miss is
@@ -128,8 +132,14 @@ fn lateness_above_the_stall_threshold_breaks_properties_5_and_6_only() {
     let lens: Vec<_> = [names::BOUNDED_DETECTION, names::SLOW_IS_TRANSIENT]
         .map(|n| r.property(n).and_then(|p| p.path_len))
         .into();
-    assert_eq!(lens, [Some(28), Some(23)]);
-    assert_eq!(r.states(), 4_322_934);
+    assert!(
+        lens.iter().all(Option::is_some),
+        "{lens:?}: counterexamples to 5 and 6"
+    );
+    if pinned() {
+        assert_eq!(lens, [Some(28), Some(23)]);
+        assert_eq!(r.states(), 4_322_934);
+    }
 }
 
 #[test]
@@ -140,7 +150,10 @@ fn the_story_original_config_is_proven_with_our_server() {
     assert!(config.validate().is_ok());
     let r = full(&config);
     assert_eq!(r.verdict, Verdict::Proven, "{:?}", verdicts(&r));
-    assert_eq!((r.states(), r.unit), (2_171, Duration::from_secs(5)));
+    assert_eq!(r.unit, Duration::from_secs(5));
+    if pinned() {
+        assert_eq!(r.states(), 2_171);
+    }
     // Within the assumptions a live server never even makes the client slow: Slow comes only
     // before a reconnect (the required witness), never before a recovery (reported only).
     assert!(reached(&r, names::SLOW_REACHED));
@@ -162,7 +175,9 @@ fn the_story_fixed_config_misses_pongs_at_its_edge() {
         r.first_failure().map(|p| p.name),
         Some(names::NO_MISSED_PONG)
     );
-    assert_eq!(r.states(), 241);
+    if pinned() {
+        assert_eq!(r.states(), 241);
+    }
 }
 
 #[test]
@@ -172,8 +187,11 @@ fn a_tolerance_below_server_ping_plus_latency_gets_the_shortest_counterexample()
     let r = first_failure(&config);
     let failure = r.first_failure().expect("a counterexample");
     assert_eq!(failure.name, names::NO_SPURIOUS_RECONNECT);
-    assert_eq!(r.states(), 883);
-    insta::assert_snapshot!(render::ascii(failure.trace.as_ref().unwrap()));
+    assert!(failure.trace.is_some(), "a counterexample trace");
+    if pinned() {
+        assert_eq!(r.states(), 883);
+        insta::assert_snapshot!(render::ascii(failure.trace.as_ref().unwrap()));
+    }
 }
 
 #[test]
@@ -202,7 +220,9 @@ fn check_command_output_for_the_default_config() {
         false,
     );
     assert_eq!(out.exit_code, 0);
-    insta::assert_snapshot!(out.output);
+    if pinned() {
+        insta::assert_snapshot!(out.output);
+    }
 }
 
 #[test]
@@ -216,7 +236,9 @@ fn check_command_output_for_a_config_that_fails() {
         false,
     );
     assert_eq!(out.exit_code, 1);
-    insta::assert_snapshot!(out.output);
+    if pinned() {
+        insta::assert_snapshot!(out.output);
+    }
 }
 
 #[test]
@@ -233,7 +255,9 @@ fn check_command_json_for_the_story_original_config() {
     let v: serde_json::Value = serde_json::from_str(&out.output).expect("valid JSON");
     assert_eq!(v["ok"], true);
     assert_eq!(v["guarantees_ms"]["client_tolerance"], 90_000);
-    insta::assert_snapshot!(out.output);
+    if pinned() {
+        insta::assert_snapshot!(out.output);
+    }
 }
 
 #[test]
@@ -250,7 +274,9 @@ fn combined_faults_do_not_break_the_default_config() {
     assert_eq!(r.verdict, Verdict::Proven, "{:?}", verdicts(&r));
     // The exact search that decided (a probe of the exact model and the corners came first);
     // `shortest.rs` counts the same states with an independent search.
-    assert_eq!(r.runs.last().map(|run| run.states), Some(435_948));
+    if pinned() {
+        assert_eq!(r.runs.last().map(|run| run.states), Some(435_948));
+    }
 }
 
 /// `validate()` accepts `config` exactly when the check proved properties 1-4.

@@ -11,6 +11,9 @@ use heartbeat_model::render::{ascii, mermaid};
 use heartbeat_model::scenarios::ScenarioInfo;
 use heartbeat_model::trace::Trace;
 
+mod common;
+use common::pinned;
+
 fn traces() -> &'static [(&'static ScenarioInfo, Trace)] {
     static T: OnceLock<Vec<(&'static ScenarioInfo, Trace)>> = OnceLock::new();
     T.get_or_init(doc_traces)
@@ -32,6 +35,9 @@ fn timing_diagrams_doc_is_up_to_date() {
         std::fs::write(&path, &fresh).expect("write docs/timing-diagrams.md");
         return;
     }
+    if !pinned() {
+        return; // rendered above: a panic still counts
+    }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     if committed != fresh {
         let first = committed
@@ -51,8 +57,13 @@ macro_rules! diagram_snapshots {
         #[test]
         fn $test() {
             let t = trace($name);
-            insta::assert_snapshot!(concat!($name, "-ascii"), ascii(t));
-            insta::assert_snapshot!(concat!($name, "-mermaid"), mermaid(t));
+            if pinned() {
+                insta::assert_snapshot!(concat!($name, "-ascii"), ascii(t));
+                insta::assert_snapshot!(concat!($name, "-mermaid"), mermaid(t));
+            } else {
+                // The renderers still run: a panic still counts.
+                let _ = (ascii(t), mermaid(t));
+            }
         }
     )*};
 }

@@ -6,6 +6,9 @@ use heartbeat_core::{Event, Instant, Message, ReconnectReason, ServerEvent, Stat
 use heartbeat_model::render::{ascii, mermaid, Summary};
 use heartbeat_model::trace::{Trace, What, Who};
 
+mod common;
+use common::pinned;
+
 fn hand_built() -> Trace {
     let (c, s, w) = (Who::Client(0), Who::Server(0), Who::World);
     let ms = Instant::from_millis;
@@ -56,12 +59,18 @@ fn hand_built() -> Trace {
 
 #[test]
 fn ascii_of_a_hand_built_trace() {
-    insta::assert_snapshot!(ascii(&hand_built()));
+    let text = ascii(&hand_built());
+    if pinned() {
+        insta::assert_snapshot!(text);
+    }
 }
 
 #[test]
 fn mermaid_of_a_hand_built_trace() {
-    insta::assert_snapshot!(mermaid(&hand_built()));
+    let text = mermaid(&hand_built());
+    if pinned() {
+        insta::assert_snapshot!(text);
+    }
 }
 
 #[test]
@@ -71,5 +80,8 @@ fn summary_of_a_hand_built_trace() {
     assert_eq!(s.lost, 1);
     assert_eq!(s.slow_windows.len(), 1);
     assert_eq!(s.reconnects.len(), 1);
-    insta::assert_snapshot!(s.to_string());
+    let text = s.to_string();
+    if pinned() {
+        insta::assert_snapshot!(text);
+    }
 }

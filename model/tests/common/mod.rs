@@ -1,4 +1,4 @@
-//! Generators shared by the model-check tests.
+//! Generators shared by the model-check tests, and the switch for the change detectors.
 
 // Each test binary that includes this module uses a part of it.
 #![allow(dead_code)]
@@ -7,6 +7,21 @@ use std::time::Duration;
 
 use heartbeat_core::{ClientConfig, Config, NetworkAssumptions, ServerConfig};
 use proptest::prelude::*;
+
+/// Whether the change detectors run: pinned state counts, pinned counterexample lengths, insta
+/// snapshots and the generated diagrams doc. They are on unless `HEARTBEAT_CHANGE_DETECTORS=off`.
+/// A mutation run switches them off, so that a mutant of the core counts as killed only when a
+/// property verdict, a counterexample, a completion or the validate ⇔ checker cross-check says
+/// so, not when a number or a picture merely changed (issue 11; docs/architecture.md, "Testing").
+pub(crate) fn pinned() -> bool {
+    match std::env::var("HEARTBEAT_CHANGE_DETECTORS") {
+        Err(std::env::VarError::NotPresent) => true,
+        Ok(v) if v == "on" => true,
+        Ok(v) if v == "off" => false,
+        // A typo must not leave them on unnoticed and count their diffs as kills.
+        other => panic!("HEARTBEAT_CHANGE_DETECTORS must be `on` or `off`, not {other:?}"),
+    }
+}
 
 /// A configuration from its timers in whole seconds — the client's (ping interval, pong
 /// timeout, max missed pongs, slow threshold, connect timeout) and the server's (ping interval,
