@@ -6,6 +6,7 @@
 use core::time::Duration;
 use serde::{Deserialize, Serialize};
 
+use crate::server::STALL_GRACE;
 use crate::time::serde_duration;
 
 /// The frontend's heartbeat settings.
@@ -42,7 +43,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             ping_interval: Duration::from_secs(15),
-            pong_timeout: Duration::from_secs(10),
+            pong_timeout: Duration::from_secs(11),
             slow_threshold: 2,
             max_missed_pongs: 4,
             stall_threshold: Duration::from_secs(5),
@@ -96,9 +97,18 @@ pub struct NetworkAssumptions {
     /// still leave on schedule.
     #[serde(with = "serde_duration")]
     pub max_server_delay: Duration,
-    /// Largest lateness of the client's timers (event-loop jitter) in normal operation.
+    /// Largest lateness of the client's timers (event-loop jitter) in normal operation. The
+    /// same busy loop delays what the client reads: a message that has arrived may be handled up
+    /// to this late too.
     #[serde(with = "serde_duration")]
     pub max_timer_lateness: Duration,
+    /// Largest lateness of the server's timers (its pings, its idle deadline) in normal
+    /// operation: a busy or descheduled backend fires them late. Default 1 s, about 37 times the
+    /// worst p99 measured for the tokio adapter on a saturated machine (27 ms,
+    /// docs/performance.md), and no more than [`crate::server::STALL_GRACE`], beyond which the
+    /// server takes lateness for a stall of its own.
+    #[serde(with = "serde_duration")]
+    pub max_server_timer_lateness: Duration,
 }
 
 impl Default for NetworkAssumptions {
@@ -107,6 +117,7 @@ impl Default for NetworkAssumptions {
             max_latency: Duration::from_secs(2),
             max_server_delay: Duration::from_secs(5),
             max_timer_lateness: Duration::from_secs(1),
+            max_server_timer_lateness: Duration::from_secs(1),
         }
     }
 }
@@ -157,16 +168,19 @@ impl Config {
         let lead_a = p.saturating_mul(gap).saturating_sub(l);
         let lead_b = p.saturating_mul(gap.saturating_sub(1)).saturating_add(t);
         // The last sign of life can arrive this long after the server died: a server ping in
-        // flight; or, when pongs may outlive their deadline, a pong still in flight.
+        // flight; or, when pongs may outlive their deadline (arrive, or be handled, after it), a
+        // pong still in flight. Either may be handled up to L after it arrived.
         let late_pongs = t
             <= n.max_latency
                 .saturating_mul(2)
-                .saturating_add(n.max_server_delay);
+                .saturating_add(n.max_server_delay)
+                .saturating_add(l);
         let last_evidence = if late_pongs {
             n.max_latency.saturating_add(n.max_server_delay)
         } else {
             n.max_latency
-        };
+        }
+        .saturating_add(l);
         let heartbeat_path = last_evidence
             .saturating_add(p.saturating_add(l).saturating_mul(missed))
             .saturating_add(t)
@@ -183,8 +197,29 @@ impl Config {
                 lead_a.max(lead_b)
             },
             slow_bound: p.saturating_add(l).saturating_mul(gap).saturating_add(l),
-            server_detection_bound: self.server.idle_timeout.saturating_add(n.max_latency),
+            server_detection_bound: self.server_detection_bound(),
         }
+    }
+}
+
+impl Config {
+    /// From the client's death to the server's close: the client's last message arrives at most
+    /// λ after the death, the idle deadline follows I after that read and fires up to L_s late;
+    /// a deadline handled more than [`STALL_GRACE`] late is put off once by `STALL_GRACE` and
+    /// fires up to L_s late again.
+    fn server_detection_bound(&self) -> Duration {
+        let n = &self.network;
+        let late = n.max_server_timer_lateness;
+        let deferred = if late > STALL_GRACE {
+            STALL_GRACE.saturating_add(late)
+        } else {
+            Duration::ZERO
+        };
+        self.server
+            .idle_timeout
+            .saturating_add(n.max_latency)
+            .saturating_add(late)
+            .saturating_add(deferred)
     }
 }
 
@@ -197,9 +232,9 @@ mod tests {
         let s = Duration::from_secs;
         let mut config = Config::default();
         // Heartbeat path: λ + N (P_c + L) + T + L = 2 + 4 x 16 + 10 + 1; connect path 15 + 1.
-        assert_eq!(config.guarantees().detection_bound, s(77));
+        assert_eq!(config.guarantees().detection_bound, s(79));
         config.client.connect_timeout = s(76);
-        assert_eq!(config.guarantees().detection_bound, s(77));
+        assert_eq!(config.guarantees().detection_bound, s(79));
         config.client.connect_timeout = s(80);
         assert_eq!(config.guarantees().detection_bound, s(81));
         config.network.max_timer_lateness = Duration::ZERO;

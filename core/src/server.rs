@@ -59,8 +59,11 @@ pub enum ServerEvent {
 
 /// An idle deadline handled more than this late means the server itself was not running (a
 /// stalled event loop, a frozen process). The verdict is put off once by this much, so that what
-/// the client sent meanwhile, still unread in the server's buffers, is read first.
-pub const STALL_GRACE: Duration = Duration::from_millis(100);
+/// the client sent meanwhile, still unread in the server's buffers, is read first. One second:
+/// the default `network.max_server_timer_lateness`, so that normal lateness is never taken for
+/// a stall, and a whole second, so that the model checker's time unit stays as coarse as the
+/// configured timers (a 100 ms grace made every model with late server timers ten times finer).
+pub const STALL_GRACE: Duration = Duration::from_secs(1);
 
 mod pending {
     pub(super) const PONG: u8 = 1 << 0;

@@ -87,14 +87,15 @@ pub enum ConfigError {
         /// `client.backoff_max`.
         backoff_max: Duration,
     },
-    /// A pong can arrive after its deadline under normal load, with no server ping to stand in
-    /// for it: the client would miss pongs.
+    /// A pong can be handled after its deadline under normal load, with no server ping to stand
+    /// in for it: the client would miss pongs.
     #[error(
-        "client.pong_timeout ({}) must exceed a round trip plus the server's response delay: \
-         2 x network.max_latency ({}) + network.max_server_delay ({}) = {} (or exceed server.ping_interval ({}) + \
-         network.max_latency = {}, so that a server ping always arrives in time)",
-        H(*pong_timeout), H(*max_latency), H(*max_server_delay), H(*required), H(*server_ping_interval),
-        H(server_ping_interval.saturating_add(*max_latency))
+        "client.pong_timeout ({}) must exceed a round trip plus the server's response delay plus the client's \
+         read lateness: 2 x network.max_latency ({}) + network.max_server_delay ({}) + network.max_timer_lateness \
+         ({}) = {} (or exceed server.ping_interval ({}) + network.max_server_timer_lateness ({}) + \
+         network.max_latency + network.max_timer_lateness = {}, so that a server ping is always read in time)",
+        H(*pong_timeout), H(*max_latency), H(*max_server_delay), H(*max_timer_lateness), H(*required),
+        H(*server_ping_interval), H(*max_server_timer_lateness), H(*server_ping_gap)
     )]
     PongTimeoutTooShort {
         /// `server.ping_interval`.
@@ -105,15 +106,23 @@ pub enum ConfigError {
         max_latency: Duration,
         /// `network.max_server_delay`.
         max_server_delay: Duration,
-        /// The bound it must exceed.
+        /// `network.max_timer_lateness`.
+        max_timer_lateness: Duration,
+        /// `network.max_server_timer_lateness`.
+        max_server_timer_lateness: Duration,
+        /// The round-trip bound it must exceed.
         required: Duration,
+        /// The server-ping bound it may exceed instead.
+        server_ping_gap: Duration,
     },
     /// An overloaded but live server could be given up on: the client would reconnect for nothing.
     #[error(
         "client tolerance (client.max_missed_pongs - 1) x client.ping_interval + client.pong_timeout = \
-         ({max_missed_pongs} - 1) x {} + {} = {} must exceed server.ping_interval ({}) + network.max_latency ({}) = {}, \
+         ({max_missed_pongs} - 1) x {} + {} = {} must exceed server.ping_interval ({}) + \
+         network.max_server_timer_lateness ({}) + network.max_latency ({}) + network.max_timer_lateness ({}) = {}, \
          or a busy server's own pings cannot keep the client connected",
-        H(*ping_interval), H(*pong_timeout), H(*tolerance), H(*server_ping_interval), H(*max_latency), H(*required)
+        H(*ping_interval), H(*pong_timeout), H(*tolerance), H(*server_ping_interval),
+        H(*max_server_timer_lateness), H(*max_latency), H(*max_timer_lateness), H(*required)
     )]
     ToleranceTooShort {
         /// `client.max_missed_pongs`.
@@ -126,18 +135,25 @@ pub enum ConfigError {
         tolerance: Duration,
         /// `server.ping_interval`.
         server_ping_interval: Duration,
+        /// `network.max_server_timer_lateness`.
+        max_server_timer_lateness: Duration,
         /// `network.max_latency`.
         max_latency: Duration,
+        /// `network.max_timer_lateness`.
+        max_timer_lateness: Duration,
         /// The bound it must exceed.
         required: Duration,
     },
     /// A live client could be closed by the server for idleness.
     #[error(
         "server.idle_timeout ({}) must exceed the longest a live client can stay silent: \
-         max(2 x network.max_latency, min(client.ping_interval + network.max_timer_lateness + network.max_latency, \
-         server.ping_interval + 2 x network.max_latency)) = max(2 x {}, min({} + {} + {}, {} + 2 x {})) = {}",
-        H(*idle_timeout), H(*max_latency), H(*client_ping_interval), H(*max_timer_lateness), H(*max_latency),
-        H(*server_ping_interval), H(*max_latency), H(*required)
+         max(2 x network.max_latency + network.max_timer_lateness, \
+         min(client.ping_interval + network.max_timer_lateness + network.max_latency, \
+         server.ping_interval + network.max_server_timer_lateness + 2 x network.max_latency + network.max_timer_lateness)) \
+         = max(2 x {} + {}, min({} + {} + {}, {} + {} + 2 x {} + {})) = {}",
+        H(*idle_timeout), H(*max_latency), H(*max_timer_lateness), H(*client_ping_interval), H(*max_timer_lateness),
+        H(*max_latency), H(*server_ping_interval), H(*max_server_timer_lateness), H(*max_latency),
+        H(*max_timer_lateness), H(*required)
     )]
     IdleTimeoutTooShort {
         /// `server.idle_timeout`.
@@ -148,6 +164,8 @@ pub enum ConfigError {
         server_ping_interval: Duration,
         /// `network.max_timer_lateness`.
         max_timer_lateness: Duration,
+        /// `network.max_server_timer_lateness`.
+        max_server_timer_lateness: Duration,
         /// `network.max_latency`.
         max_latency: Duration,
         /// The bound it must exceed.
@@ -177,14 +195,18 @@ pub enum ConfigError {
     },
     /// A handshake within the assumptions could outlast the connect timeout.
     #[error(
-        "client.connect_timeout ({}) must exceed a handshake round trip: 2 x network.max_latency ({}) = {}",
-        H(*connect_timeout), H(*max_latency), H(max_latency.saturating_mul(2))
+        "client.connect_timeout ({}) must exceed a handshake round trip plus the client's read lateness: \
+         2 x network.max_latency ({}) + network.max_timer_lateness ({}) = {}",
+        H(*connect_timeout), H(*max_latency), H(*max_timer_lateness),
+        H(max_latency.saturating_mul(2).saturating_add(*max_timer_lateness))
     )]
     ConnectTimeoutTooShort {
         /// `client.connect_timeout`.
         connect_timeout: Duration,
         /// `network.max_latency`.
         max_latency: Duration,
+        /// `network.max_timer_lateness`.
+        max_timer_lateness: Duration,
     },
     /// Normal timer lateness would be mistaken for a local stall: misses are forgiven, so the
     /// detection bound (property 5) and the slow bound (property 6) fail; properties 1-4 do not
@@ -402,6 +424,11 @@ impl NetworkAssumptions {
         c.duration("network.max_latency", self.max_latency, true);
         c.duration("network.max_server_delay", self.max_server_delay, true);
         c.duration("network.max_timer_lateness", self.max_timer_lateness, true);
+        c.duration(
+            "network.max_server_timer_lateness",
+            self.max_server_timer_lateness,
+            true,
+        );
     }
 }
 
@@ -425,51 +452,70 @@ impl Config {
         self.client.check_relations(&mut v.errors);
         let (c, s, n) = (&self.client, &self.server, &self.network);
 
+        // Whatever the client reads may be handled up to L late, as its timers fire (one busy
+        // loop delays both); the server's timers fire up to L_s late, and its pings are scheduled
+        // from when they actually leave.
+        let (l, ls) = (n.max_timer_lateness, n.max_server_timer_lateness);
         let round_trip = n
             .max_latency
             .saturating_mul(2)
-            .saturating_add(n.max_server_delay);
+            .saturating_add(n.max_server_delay)
+            .saturating_add(l);
         // Any read is evidence: a server ping in every pong-timeout window prevents misses too.
-        let server_ping_gap = s.ping_interval.saturating_add(n.max_latency);
+        let server_ping_gap = s
+            .ping_interval
+            .saturating_add(ls)
+            .saturating_add(n.max_latency)
+            .saturating_add(l);
         if c.pong_timeout <= round_trip && c.pong_timeout <= server_ping_gap {
             v.errors.push(ConfigError::PongTimeoutTooShort {
                 server_ping_interval: s.ping_interval,
                 pong_timeout: c.pong_timeout,
                 max_latency: n.max_latency,
                 max_server_delay: n.max_server_delay,
+                max_timer_lateness: l,
+                max_server_timer_lateness: ls,
                 required: round_trip,
+                server_ping_gap,
             });
         }
 
         let tolerance = self.guarantees().client_tolerance;
-        let required = s.ping_interval.saturating_add(n.max_latency);
-        if tolerance <= required {
+        if tolerance <= server_ping_gap {
             v.errors.push(ConfigError::ToleranceTooShort {
                 max_missed_pongs: c.max_missed_pongs,
                 ping_interval: c.ping_interval,
                 pong_timeout: c.pong_timeout,
                 tolerance,
                 server_ping_interval: s.ping_interval,
+                max_server_timer_lateness: ls,
                 max_latency: n.max_latency,
-                required,
+                max_timer_lateness: l,
+                required: server_ping_gap,
             });
         }
 
         // The server reads the client's pings and the client's pongs to its own pings; the
-        // longest silence is the shorter of the two sources' longest gaps, or the handshake's.
+        // longest silence is the shorter of the two sources' longest gaps, or the handshake's
+        // (the response read up to L late, then the client's first ping).
         let lat2 = n.max_latency.saturating_mul(2);
         let ping_gap = c
             .ping_interval
-            .saturating_add(n.max_timer_lateness)
+            .saturating_add(l)
             .saturating_add(n.max_latency);
-        let pong_gap = s.ping_interval.saturating_add(lat2);
-        let arrival_gap = lat2.max(ping_gap.min(pong_gap));
+        let pong_gap = s
+            .ping_interval
+            .saturating_add(ls)
+            .saturating_add(lat2)
+            .saturating_add(l);
+        let arrival_gap = lat2.saturating_add(l).max(ping_gap.min(pong_gap));
         if s.idle_timeout <= arrival_gap {
             v.errors.push(ConfigError::IdleTimeoutTooShort {
                 idle_timeout: s.idle_timeout,
                 client_ping_interval: c.ping_interval,
                 server_ping_interval: s.ping_interval,
-                max_timer_lateness: n.max_timer_lateness,
+                max_timer_lateness: l,
+                max_server_timer_lateness: ls,
                 max_latency: n.max_latency,
                 required: arrival_gap,
             });
@@ -494,10 +540,11 @@ impl Config {
             });
         }
 
-        if c.connect_timeout <= n.max_latency.saturating_mul(2) {
+        if c.connect_timeout <= lat2.saturating_add(l) {
             v.errors.push(ConfigError::ConnectTimeoutTooShort {
                 connect_timeout: c.connect_timeout,
                 max_latency: n.max_latency,
+                max_timer_lateness: l,
             });
         }
 

@@ -87,6 +87,7 @@ fn cross_rules_with_their_numbers() {
             max_latency: s(3),
             max_server_delay: s(1),
             max_timer_lateness: s(2),
+            max_server_timer_lateness: s(1),
         },
     };
     insta::assert_snapshot!(render(&config.validate()));
@@ -97,7 +98,7 @@ fn margin_rules_are_warnings() {
     let config = Config {
         client: ClientConfig {
             ping_interval: s(15),
-            pong_timeout: s(10),
+            pong_timeout: s(11),
             max_missed_pongs: 3,
             ..ClientConfig::default()
         },
@@ -138,6 +139,7 @@ fn the_story_configs() {
         max_latency: s(5),
         max_server_delay: s(5),
         max_timer_lateness: s(1),
+        max_server_timer_lateness: s(1),
     };
     let original = Config {
         client: ClientConfig {

@@ -17,6 +17,7 @@
 
 use std::time::{Duration, Instant as WallInstant};
 
+use heartbeat_core::server::STALL_GRACE;
 use heartbeat_core::{
     Client, CloseReason, Config, Event, Guarantees, Instant, Message, NetworkAssumptions,
     ReconnectReason, Server, ServerEvent,
@@ -41,7 +42,8 @@ pub mod names {
     pub const BOUNDED_DETECTION: &str = "bounded-detection";
     /// A Slow period ends (recovered or reconnect) within the bound.
     pub const SLOW_IS_TRANSIENT: &str = "slow-is-transient";
-    /// After the client dies, the server closes the connection within idle timeout + latency.
+    /// After the client dies, the server closes the connection within idle timeout + latency +
+    /// server timer lateness (twice that plus the stall grace when it exceeds the grace).
     pub const SERVER_CLOSES_DEAD_CLIENT: &str = "server-closes-dead-client";
     /// Non-vacuity: a Slow warning is reachable (properties 1 and 6 are about Slow periods).
     pub const SLOW_REACHED: &str = "sometimes-slow";
@@ -193,7 +195,7 @@ pub enum Action {
     Deliver(usize),
     /// The client's timer fires (at or up to `max_timer_lateness` after its deadline).
     ClientTimer,
-    /// The server's timer fires (exactly at its deadline).
+    /// The server's timer fires (at or up to `max_server_timer_lateness` after its deadline).
     ServerTimer,
     /// One time unit passes.
     Tick,
@@ -245,9 +247,16 @@ fn us(d: Duration) -> u64 {
 }
 
 /// The configured timers the model runs, in microseconds: the behaviour under check. (The
-/// stall threshold is one: a deadline handled more than it late is judged a local stall.)
-fn timer_durations(config: &Config) -> [u64; 7] {
+/// stall threshold is one: a deadline handled more than it late is judged a local stall. So is
+/// the server's [`STALL_GRACE`], when its timers may be that late: 0, which divides nothing,
+/// otherwise.)
+fn timer_durations(config: &Config) -> [u64; 8] {
     let (c, s) = (&config.client, &config.server);
+    let grace = if config.network.max_server_timer_lateness > STALL_GRACE {
+        STALL_GRACE
+    } else {
+        Duration::ZERO
+    };
     [
         c.ping_interval,
         c.pong_timeout,
@@ -256,13 +265,20 @@ fn timer_durations(config: &Config) -> [u64; 7] {
         s.ping_interval,
         s.idle_timeout,
         s.min_client_ping_interval,
+        grace,
     ]
     .map(us)
 }
 
 /// The network assumptions, in microseconds: upper bounds of the model's nondeterminism.
-fn assumption_durations(n: &NetworkAssumptions) -> [u64; 3] {
-    [n.max_latency, n.max_server_delay, n.max_timer_lateness].map(us)
+fn assumption_durations(n: &NetworkAssumptions) -> [u64; 4] {
+    [
+        n.max_latency,
+        n.max_server_delay,
+        n.max_timer_lateness,
+        n.max_server_timer_lateness,
+    ]
+    .map(us)
 }
 
 impl HeartbeatModel {
@@ -348,6 +364,18 @@ impl HeartbeatModel {
             }
             Action::ServerTimer => {
                 if let Some(s) = st.server.as_mut() {
+                    if let Some(d) = s.poll_timeout() {
+                        let late = now.saturating_duration_since(d);
+                        if !late.is_zero() {
+                            rec.note(
+                                now,
+                                Who::Server(0),
+                                format!("timer fired {} late", crate::render::fmt_dur(late)),
+                            );
+                        }
+                    }
+                }
+                if let Some(s) = st.server.as_mut() {
                     s.handle_timeout(now);
                 }
                 self.drain_server(&mut st, &mut rec);
@@ -416,9 +444,16 @@ impl HeartbeatModel {
         if st.partitioned {
             return;
         }
+        // The client handles what it reads up to its timer lateness after it arrived: the same
+        // busy loop delays both.
+        let read_late = if to_server {
+            Duration::ZERO
+        } else {
+            self.config.network.max_timer_lateness
+        };
         st.flights.push(Flight {
             sent: now,
-            latest: window.map(|w| now.saturating_add(w)),
+            latest: window.map(|w| now.saturating_add(w).saturating_add(read_late)),
             to_server,
             wire,
         });
@@ -644,17 +679,22 @@ impl HeartbeatModel {
     fn next_tick(&self, st: &State) -> Instant {
         let step = st.now.saturating_add(self.unit);
         let client = self.client_timeout(st);
-        let deadlines = [client, st.server.as_ref().and_then(Server::poll_timeout)];
+        let server = st.server.as_ref().and_then(Server::poll_timeout);
+        let deadlines = [client, server];
         if self.corners {
-            // Only the extreme moments: each flight's last one, each deadline, and the client's
-            // deadline plus its lateness.
-            let late = client.map(|d| d.saturating_add(self.config.network.max_timer_lateness));
+            // Only the extreme moments: each flight's last one, each deadline, and each deadline
+            // plus its side's lateness.
+            let n = &self.config.network;
+            let late = [
+                client.map(|d| d.saturating_add(n.max_timer_lateness)),
+                server.map(|d| d.saturating_add(n.max_server_timer_lateness)),
+            ];
             return st
                 .flights
                 .iter()
                 .filter_map(|f| f.latest)
                 .chain(deadlines.into_iter().flatten())
-                .chain(late)
+                .chain(late.into_iter().flatten())
                 .filter(|&t| t > st.now)
                 .min()
                 .unwrap_or(step);
@@ -686,7 +726,7 @@ impl HeartbeatModel {
             }
         }
         if let Some(d) = st.server.as_ref().and_then(Server::poll_timeout) {
-            if now >= d {
+            if now >= d.saturating_add(self.config.network.max_server_timer_lateness) {
                 return false;
             }
         }
@@ -866,11 +906,14 @@ impl Model for HeartbeatModel {
         }) {
             actions.push(Action::ClientTimer);
         }
+        let server_late = self.config.network.max_server_timer_lateness;
         if st
             .server
             .as_ref()
             .and_then(Server::poll_timeout)
-            .is_some_and(|d| now >= d)
+            .is_some_and(|d| {
+                now >= d && (!self.corners || now == d || now == d.saturating_add(server_late))
+            })
         {
             actions.push(Action::ServerTimer);
         }
@@ -1317,8 +1360,14 @@ fn grids(config: &Config, timers: u64, exact: u64) -> Vec<(Duration, NetworkAssu
                 max_latency: up(n.max_latency, grid),
                 max_server_delay: up(n.max_server_delay, grid),
                 max_timer_lateness: up(n.max_timer_lateness, grid),
+                max_server_timer_lateness: up(n.max_server_timer_lateness, grid),
             };
             (Duration::from_micros(grid), network)
+        })
+        // Server timers rounded up past the stall grace reach the core's deferral, whose
+        // deadline must lie on the grid.
+        .filter(|&(unit, network)| {
+            network.max_server_timer_lateness <= STALL_GRACE || us(STALL_GRACE) % us(unit) == 0
         })
         .filter(|&(_, network)| (Config { network, ..*config }).validate().is_ok())
         .take(3)
@@ -1619,6 +1668,9 @@ fn weakest(
             max_latency: na.max_latency.max(nb.max_latency),
             max_server_delay: na.max_server_delay.max(nb.max_server_delay),
             max_timer_lateness: na.max_timer_lateness.max(nb.max_timer_lateness),
+            max_server_timer_lateness: na
+                .max_server_timer_lateness
+                .max(nb.max_server_timer_lateness),
         },
         Guarantees {
             client_tolerance: ga.client_tolerance.min(gb.client_tolerance),

@@ -383,10 +383,11 @@ fn text_report(
     );
     let _ = writeln!(
         out,
-        "  assumed: one-way latency <= {}, server reply delay <= {} under normal load, client timers late <= {}\n",
+        "  assumed: one-way latency <= {}, server reply delay <= {} under normal load, client timers and reads late <= {}, server timers late <= {}\n",
         H(n.max_latency),
         H(n.max_server_delay),
-        H(n.max_timer_lateness)
+        H(n.max_timer_lateness),
+        H(n.max_server_timer_lateness)
     );
     let verdict = if validation.is_ok() { "ok" } else { "FAILED" };
     let _ = writeln!(
@@ -548,14 +549,15 @@ fn guarantees_text(out: &mut String, config: &Config, report: &Report) {
     let g = &report.guarantees;
     let _ = writeln!(
         out,
-        "Guarantees{}, while one-way latency <= {} and client timers are late by <= {}:",
+        "Guarantees{}, while one-way latency <= {}, client timers and reads are late by <= {} and server timers by <= {}:",
         if report.rounded {
             " (of the rounded assumptions)"
         } else {
             ""
         },
         H(n.max_latency),
-        H(n.max_timer_lateness)
+        H(n.max_timer_lateness),
+        H(n.max_server_timer_lateness)
     );
     let _ = writeln!(
         out,
@@ -606,8 +608,13 @@ fn guarantees_text(out: &mut String, config: &Config, report: &Report) {
     );
     let _ = writeln!(
         out,
-        "  - the server closes a dead client's connection within {} = idle timeout + latency ({})",
+        "  - the server closes a dead client's connection within {} = idle timeout + latency + server timer lateness{} ({})",
         H(g.server_detection_bound),
+        if n.max_server_timer_lateness > heartbeat_core::server::STALL_GRACE {
+            " + stall grace + server timer lateness again (a deadline handled more than the grace late is put off once)"
+        } else {
+            ""
+        },
         names::SERVER_CLOSES_DEAD_CLIENT
     );
     let (title, witness) = if tight {

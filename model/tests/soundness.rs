@@ -85,7 +85,7 @@ fn a_budget_of_exactly_the_state_space_completes() {
         .unwrap()
         .states();
     if pinned() {
-        assert_eq!(space, 206_500);
+        assert_eq!(space, 296_423);
     }
     let r = check(&Config::default(), with_budget(space)).unwrap();
     assert_eq!(r.verdict, Verdict::Proven);
@@ -356,6 +356,7 @@ fn scaled(config: &Config, k: u32) -> Config {
         max_latency: n.max_latency * k,
         max_server_delay: n.max_server_delay * k,
         max_timer_lateness: n.max_timer_lateness * k,
+        max_server_timer_lateness: n.max_server_timer_lateness * k,
     };
     c
 }
@@ -364,9 +365,13 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// The same configuration in other units gets the same verdict, property by property, from
-    /// searches of the same sizes.
+    /// searches of the same sizes. (Server timers on time: the core's stall grace is a constant
+    /// of its own, 1 s, which does not scale; a server timer late by more than it behaves
+    /// differently by design.)
     #[test]
     fn the_verdict_does_not_depend_on_the_unit(config in small_config()) {
+        let mut config = config;
+        config.network.max_server_timer_lateness = Duration::ZERO;
         let base = check(&config, CheckOptions::default()).unwrap();
         for k in [10, 1000] {
             let other = check(&scaled(&config, k), CheckOptions::default()).unwrap();
@@ -383,13 +388,14 @@ proptest! {
     #[test]
     fn rounded_up_assumptions_give_weaker_bounds(
         config in small_config(),
-        extra in (0..=3_000u64, 0..=3_000u64, 0..=3_000u64),
+        extra in (0..=3_000u64, 0..=3_000u64, 0..=3_000u64, 0..=3_000u64),
     ) {
         let exact = config.guarantees();
         let mut up = config;
         up.network.max_latency += ms(extra.0);
         up.network.max_server_delay += ms(extra.1);
         up.network.max_timer_lateness += ms(extra.2);
+        up.network.max_server_timer_lateness += ms(extra.3);
         let rounded = up.guarantees();
         prop_assert!(rounded.detection_bound >= exact.detection_bound);
         prop_assert!(rounded.slow_bound >= exact.slow_bound);

@@ -80,7 +80,7 @@
 //! does not report partial writes): a frame (heartbeat or application) that the peer has not
 //! taken whole within a time limit of its write starting ends the connection, even if the peer
 //! keeps sending and even if it is reading, only too slowly. A frame of `n` bytes so needs the
-//! peer to read at least `n / limit`. A check that runs more than [`STALL_GRACE`] (100 ms) late
+//! peer to read at least `n / limit`. A check that runs more than [`STALL_GRACE`] (1 s) late
 //! (this process was not running) is put off once by [`STALL_GRACE`], as the core puts off its
 //! idle verdict. No close frame is sent: it would queue behind the frame the peer does not take.
 //! - The server's limit is `idle_timeout`: the connection ends as [`CloseCause::WriteStalled`].

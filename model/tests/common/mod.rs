@@ -52,18 +52,24 @@ pub(crate) fn seconds_config(
     }
 }
 
-/// A configuration in whole seconds with small numbers, satisfying every rule that is not
-/// about properties 1-4 (ranges, per-side ordering, lateness within the stall threshold).
+/// A configuration in whole seconds with small numbers, satisfying every per-side rule (ranges,
+/// ordering). The cross rules may fail, R6 among them: the stall threshold is 1 s or 5 s and the
+/// client's timer lateness up to 2 s (latency plus lateness at most 2 s); server timers late by up
+/// to 2 s reach the core's stall deferral (more than `STALL_GRACE`, 1 s, late).
 pub(crate) fn small_config() -> impl Strategy<Value = Config> {
     (
         (2..=6u64, 1..=6u64, 2..=4u32, 1..=3u32, 1..=5u64),
         (1..=8u64, 1..=12u64, 0..=7u64, 0..=2u32),
-        (0..=2u64, 0..=3u64, 0..=1u64),
+        (0..=2u64, 0..=3u64, 0..=2u64, 0..=2u64, any::<bool>()),
     )
         .prop_map(
-            |((ping, timeout, max_missed, slow, connect), server, (lat, delay, late))| {
+            |(
+                (ping, timeout, max_missed, slow, connect),
+                server,
+                (lat, delay, late, server_late, short_stall),
+            )| {
                 let s = Duration::from_secs;
-                seconds_config(
+                let mut config = seconds_config(
                     (
                         ping,
                         timeout.min(ping),
@@ -75,9 +81,17 @@ pub(crate) fn small_config() -> impl Strategy<Value = Config> {
                     NetworkAssumptions {
                         max_latency: s(lat),
                         max_server_delay: s(delay),
-                        max_timer_lateness: s(late),
+                        // A client message window is latency + read lateness: kept within 2 s, as
+                        // before reads were late, or a server pinging every second puts a dozen
+                        // messages in flight with several delivery times each (10 M states).
+                        max_timer_lateness: s(late.min(2 - lat)),
+                        max_server_timer_lateness: s(server_late),
                     },
-                )
+                );
+                if short_stall {
+                    config.client.stall_threshold = s(1);
+                }
+                config
             },
         )
 }
@@ -88,13 +102,13 @@ pub(crate) fn ms_config() -> impl Strategy<Value = Config> {
     (
         (2..=6u64, 1..=6u64, 2..=8u32, any::<bool>(), any::<bool>()),
         (1..=8u64, 1..=12u64, 0..=7u64, 0..=2u32, 1..=5u64),
-        (0..=900u64, 0..=2_500u64, 0..=900u64),
+        (0..=900u64, 0..=2_500u64, 0..=900u64, 0..=1_500u64),
     )
         .prop_map(
             |(
                 (ping, timeout, max_missed, slow_last, timeout_is_ping),
                 (sping, idle, min, strikes, connect),
-                (lat, delay, late),
+                (lat, delay, late, server_late),
             )| {
                 let ms = Duration::from_millis;
                 seconds_config(
@@ -114,6 +128,7 @@ pub(crate) fn ms_config() -> impl Strategy<Value = Config> {
                         max_latency: ms(lat),
                         max_server_delay: ms(delay),
                         max_timer_lateness: ms(late),
+                        max_server_timer_lateness: ms(server_late),
                     },
                 )
             },
