@@ -649,9 +649,10 @@ async fn a_steady_reader_too_slow_for_one_large_frame_is_closed_as_write_stalled
 
 #[tokio::test(start_paused = true)]
 async fn a_write_stall_check_that_runs_late_is_put_off_once_by_the_stall_grace() {
-    // A 64 KiB frame the peer takes nothing of until 3.5 s; this process does not run from
-    // 2 s to 3.5 s (the clock jumps), so the stall check due at 3 s runs 0.5 s late. It is put
-    // off by STALL_GRACE, the peer takes the frame meanwhile, and the connection lives on.
+    // A 64 KiB frame the peer takes nothing of until 4.5 s; this process does not run from
+    // 2 s to 4.5 s (the clock jumps), so the stall check due at 3 s runs 1.5 s late, more than
+    // STALL_GRACE (1 s). It is put off by STALL_GRACE, the peer takes the frame meanwhile, and
+    // the connection lives on.
     let (mut conn, peer) = served(4096, &options()).await;
     let (mut rd, mut wr) = tokio::io::split(peer);
     let pinging = tokio::spawn(async move {
@@ -677,8 +678,8 @@ async fn a_write_stall_check_that_runs_late_is_put_off_once_by_the_stall_grace()
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    tokio::time::advance(Duration::from_millis(1500)).await;
-    // The writer's late check runs first (at 3.5 s); the peer reads from 3.501 s.
+    tokio::time::advance(Duration::from_millis(2500)).await;
+    // The writer's late check runs first (at 4.5 s); the peer reads from 4.501 s.
     tokio::time::sleep(Duration::from_millis(1)).await;
     go.send(()).unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
