@@ -151,6 +151,14 @@ pub struct Guarantees {
     pub slow_bound: Duration,
     /// From the client's death to the server closing the connection, at most.
     pub server_detection_bound: Duration,
+    /// After a cut network comes back (or an overload ends), the client may still reconnect for
+    /// misses counted meanwhile, or for a handshake cut short, for at most this long; after it,
+    /// a live server's open connection is never given up (property 3 over healed faults).
+    pub heal_settle_client: Duration,
+    /// After a cut network comes back, the server may still close for the silence meanwhile for
+    /// at most this long (the first read after the cut comes within it); after it, a live client
+    /// is never closed (property 4 over healed faults).
+    pub heal_settle_server: Duration,
 }
 
 impl Config {
@@ -198,11 +206,44 @@ impl Config {
             },
             slow_bound: p.saturating_add(l).saturating_mul(gap).saturating_add(l),
             server_detection_bound: self.server_detection_bound(),
+            heal_settle_client: self.heal_settle_client(),
+            heal_settle_server: self.heal_settle_server(),
         }
     }
 }
 
 impl Config {
+    /// After a heal at h, the client can still miss only pings sent before h (a ping sent after
+    /// it is answered in time, by its pong or by a server ping, under R1): their deadlines fall
+    /// by h + T and fire up to L late, unless a server ping is handled first (its timer fires
+    /// within P_s + L_s, the ping is handled λ + L later), which answers them all. A connect
+    /// attempt whose handshake was cut ends by its start + connect + L.
+    fn heal_settle_client(&self) -> Duration {
+        let (c, s, n) = (&self.client, &self.server, &self.network);
+        let (l, ls, lat) = (
+            n.max_timer_lateness,
+            n.max_server_timer_lateness,
+            n.max_latency,
+        );
+        let last_deadline = c.pong_timeout.saturating_add(l);
+        let server_ping = sum([s.ping_interval, ls, lat, l]);
+        last_deadline
+            .min(server_ping)
+            .max(c.connect_timeout.saturating_add(l))
+    }
+
+    /// After a heal at h: the first read is the client's next ping (sent within P_c + L,
+    /// arriving λ later) or its pong to the server's next ping (P_s + L_s, then λ + L + λ).
+    fn heal_settle_server(&self) -> Duration {
+        let (c, s, n) = (&self.client, &self.server, &self.network);
+        let (l, ls, lat) = (
+            n.max_timer_lateness,
+            n.max_server_timer_lateness,
+            n.max_latency,
+        );
+        sum([c.ping_interval, l, lat]).min(sum([s.ping_interval, ls, lat, lat, l]))
+    }
+
     /// From the client's death to the server's close: the client's last message arrives at most
     /// λ after the death, the idle deadline follows I after that read and fires up to L_s late;
     /// a deadline handled more than [`STALL_GRACE`] late is put off once by `STALL_GRACE` and
@@ -221,6 +262,13 @@ impl Config {
             .saturating_add(late)
             .saturating_add(deferred)
     }
+}
+
+/// A sum that saturates: guarantees are computed for any configuration, valid or not.
+fn sum<const N: usize>(parts: [Duration; N]) -> Duration {
+    parts
+        .into_iter()
+        .fold(Duration::ZERO, Duration::saturating_add)
 }
 
 #[cfg(test)]

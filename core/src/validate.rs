@@ -211,7 +211,7 @@ pub enum ConfigError {
     /// Normal timer lateness would be mistaken for a local stall: misses are forgiven, so the
     /// detection bound (property 5) and the slow bound (property 6) fail; and the probe sent
     /// after a stall is an extra ping that strict flood policing may close the connection for
-    /// (properties 3 and 4). The model checker shows each (docs/invariants.md, R6).
+    /// (property 4). The model checker shows each (docs/invariants.md, R6).
     #[error(
         "network.max_timer_lateness ({}) must not exceed client.stall_threshold ({}): normal timer lateness \
          would be taken for a stall: misses forgiven, so neither the detection bound nor the end of a \

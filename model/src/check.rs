@@ -138,6 +138,18 @@ pub enum Mode {
     Dead,
 }
 
+/// Whether a fault has healed, and how long ago.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Heal {
+    /// No fault has healed.
+    Never,
+    /// The network came back, or the overload ended, at this instant.
+    At(Instant),
+    /// Longer ago than both settle times: nothing after the fault is excused any more (the
+    /// instant is forgotten, so that the state space stays finite).
+    Long,
+}
+
 /// How the connection ended (the model stops there).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Outcome {
@@ -145,7 +157,8 @@ pub struct Outcome {
     pub reason: ReconnectReason,
     /// Time from the Slow warning to the reconnect, if a Slow period was under way.
     pub lead: Option<Duration>,
-    /// The server was alive (normal or overloaded) and the network up.
+    /// The server was alive (normal or overloaded) and the network up, the server had not
+    /// closed the connection, and no healed fault was recent enough to excuse a reconnect.
     pub server_alive: bool,
     /// Time since the server died or the network was cut, if it did.
     pub since_fault: Option<Duration>,
@@ -186,6 +199,10 @@ pub struct State {
     /// When the client died: from then on it reads, sends and times nothing, and `client` holds
     /// a fixed placeholder. Terminal once the server has closed and nothing is in flight.
     pub client_dead_at: Option<Instant>,
+    /// A cut or an overload that ended.
+    pub heal: Heal,
+    /// The server has closed this connection (for whatever reason).
+    pub server_closed: bool,
 }
 
 /// A step of the model.
@@ -207,6 +224,8 @@ pub enum Action {
     Partition,
     /// The client process dies (what it already sent still arrives).
     KillClient,
+    /// The cut network comes back, or the overload ends.
+    Heal,
 }
 
 /// The model of one configuration.
@@ -221,6 +240,10 @@ pub struct HeartbeatModel {
     /// Explore combinations of faults (an overload followed by a death or a cut), not just one
     /// fault per run.
     pub combined_faults: bool,
+    /// Faults heal: a cut network comes back, an overload ends (at most once per run, and no
+    /// fault after; not with `combined_faults`, which explores a second fault instead, so that
+    /// each stays within a few million states).
+    pub healing: bool,
     /// Extreme choices only: every message is delivered at once or at the last moment its
     /// window allows, every client timer fires on time or as late as allowed. A subset of the
     /// behaviours (so its counterexamples and witnesses are real) that stays small at any time
@@ -297,6 +320,7 @@ impl HeartbeatModel {
             unit,
             guarantees: config.guarantees(),
             combined_faults: false,
+            healing: true,
             corners: false,
         }
     }
@@ -315,6 +339,7 @@ impl HeartbeatModel {
             unit,
             guarantees,
             combined_faults: false,
+            healing: true,
             corners: false,
         }
     }
@@ -410,6 +435,13 @@ impl HeartbeatModel {
                 }
                 rec.note(now, Who::World, "network cut");
             }
+            Action::Heal => {
+                st.partitioned = false;
+                st.mode = Mode::Normal;
+                st.fault_at = None;
+                st.heal = Heal::At(now);
+                rec.note(now, Who::World, "network back, server at normal load");
+            }
             Action::KillClient => {
                 st.client_dead_at = Some(now);
                 st.client = self.dead_client();
@@ -417,8 +449,24 @@ impl HeartbeatModel {
                 rec.note(now, Who::World, "client died");
             }
         }
+        if let Heal::At(t) = st.heal {
+            let g = &self.guarantees;
+            if st.now.saturating_duration_since(t) > g.heal_settle_client.max(g.heal_settle_server)
+            {
+                st.heal = Heal::Long;
+            }
+        }
         let shift = self.canonicalize(&mut st);
         Some((st, shift))
+    }
+
+    /// Has the network been up (and the server at normal load, if it was overloaded) for more
+    /// than `settle` since a healed fault, or was there none?
+    fn settled(&self, st: &State, settle: Duration) -> bool {
+        match st.heal {
+            Heal::Never | Heal::Long => true,
+            Heal::At(t) => st.now.saturating_duration_since(t) > settle,
+        }
     }
 
     fn send(
@@ -524,7 +572,10 @@ impl HeartbeatModel {
             rec.push(now, Who::Client(0), What::Event(e));
             match e {
                 Event::PongMissed { .. }
-                    if st.mode == Mode::Normal && !st.partitioned && !st.overloaded_once =>
+                    if st.mode == Mode::Normal
+                        && !st.partitioned
+                        && !st.overloaded_once
+                        && st.heal == Heal::Never =>
                 {
                     st.missed_while_normal = true;
                 }
@@ -534,7 +585,10 @@ impl HeartbeatModel {
                     st.just_recovered = true;
                 }
                 Event::Reconnect { reason, .. } => {
-                    let server_alive = st.mode != Mode::Dead && !st.partitioned;
+                    let server_alive = st.mode != Mode::Dead
+                        && !st.partitioned
+                        && !st.server_closed
+                        && self.settled(st, self.guarantees.heal_settle_client);
                     st.outcome = Some(Outcome {
                         reason,
                         lead: st.slow_since.map(|s| now.saturating_duration_since(s)),
@@ -602,10 +656,19 @@ impl HeartbeatModel {
                 CloseReason::IdleTimeout => CloseKey::Idle,
                 CloseReason::TooManyPings => CloseKey::Pings,
             };
-            if !st.partitioned && st.client_dead_at.is_none() {
+            // A client still waiting for a handshake response that a healed cut lost is not a
+            // live client of this connection: it gives up at its connect timeout.
+            let handshake_lost =
+                st.heal != Heal::Never && st.client.status() == heartbeat_core::Status::Connecting;
+            if !st.partitioned
+                && st.client_dead_at.is_none()
+                && !handshake_lost
+                && self.settled(st, self.guarantees.heal_settle_server)
+            {
                 st.closed_while_up.get_or_insert(key);
             }
             st.server = None;
+            st.server_closed = true;
             rec.push(now, Who::Server(0), What::Closed);
             self.send(st, false, Wire::Close(key), Some(self.latency()), rec);
         }
@@ -627,7 +690,11 @@ impl HeartbeatModel {
         for f in &st.flights {
             earliest = earliest.min(f.sent);
         }
-        for t in [st.fault_at, st.slow_since, st.client_dead_at]
+        let healed = match st.heal {
+            Heal::At(t) => Some(t),
+            Heal::Never | Heal::Long => None,
+        };
+        for t in [st.fault_at, st.slow_since, st.client_dead_at, healed]
             .into_iter()
             .flatten()
         {
@@ -651,6 +718,9 @@ impl HeartbeatModel {
         st.fault_at = st.fault_at.map(back);
         st.slow_since = st.slow_since.map(back);
         st.client_dead_at = st.client_dead_at.map(back);
+        if let Heal::At(t) = st.heal {
+            st.heal = Heal::At(back(t));
+        }
         let renumber = |seq: u64, base: u32| u64::from((seq as u32).wrapping_sub(base));
         for f in &mut st.flights {
             f.sent = back(f.sent);
@@ -783,6 +853,8 @@ impl HeartbeatModel {
             just_recovered: false,
             outcome: None,
             client_dead_at: None,
+            heal: Heal::Never,
+            server_closed: false,
         }
     }
 
@@ -921,10 +993,24 @@ impl Model for HeartbeatModel {
             actions.push(Action::Tick);
         }
         let client_alive = st.client_dead_at.is_none();
-        let pristine =
-            st.mode == Mode::Normal && !st.partitioned && !st.overloaded_once && client_alive;
+        let pristine = st.mode == Mode::Normal
+            && !st.partitioned
+            && !st.overloaded_once
+            && client_alive
+            && st.heal == Heal::Never;
         if pristine {
             actions.push(Action::Overload);
+        }
+        // A cut or an overload may end at any moment (once per run): what comes after is
+        // excused for the settle times, and must be right after them.
+        if self.healing
+            && !self.combined_faults
+            && client_alive
+            && st.heal == Heal::Never
+            && st.mode != Mode::Dead
+            && (st.partitioned || st.mode == Mode::Overloaded)
+        {
+            actions.push(Action::Heal);
         }
         if pristine || (self.combined_faults && st.fault_at.is_none() && client_alive) {
             actions.push(Action::Kill);
@@ -1237,6 +1323,9 @@ pub struct CheckOptions {
     pub exact: bool,
     /// Explore combinations of faults (see [`HeartbeatModel::combined_faults`]).
     pub combined_faults: bool,
+    /// Let faults heal (see [`HeartbeatModel::healing`]); on by default. Off, the required
+    /// witness `sometimes-slow-then-recovered` may be unreachable (then the verdict is vacuous).
+    pub healing: bool,
     /// Called about once a second with the states explored so far in the current search.
     pub progress: Option<fn(usize, Duration)>,
 }
@@ -1248,6 +1337,7 @@ impl Default for CheckOptions {
             limits: Limits::default(),
             exact: false,
             combined_faults: false,
+            healing: true,
             progress: None,
         }
     }
@@ -1257,7 +1347,11 @@ impl Default for CheckOptions {
 /// they speak of ever happens. (`sometimes-slow-then-recovered` is reported, not required: in a
 /// model whose faults never heal, a configuration under which a live server never makes the
 /// client slow cannot recover from Slow, and that is a virtue of the configuration.)
-const REQUIRED_WITNESSES: [&str; 2] = [names::SLOW_REACHED, names::RECONNECT_WHEN_DEAD];
+const REQUIRED_WITNESSES: [&str; 3] = [
+    names::SLOW_REACHED,
+    names::SLOW_THEN_RECOVERED,
+    names::RECONNECT_WHEN_DEAD,
+];
 
 fn kind_of(p: &Property<HeartbeatModel>) -> Kind {
     if p.expectation == stateright::Expectation::Always {
@@ -1400,6 +1494,7 @@ pub fn check(config: &Config, options: CheckOptions) -> Result<Report, CheckErro
     };
     let search = |mut model: HeartbeatModel, approximation, mut search_options: SearchOptions| {
         model.combined_faults = options.combined_faults;
+        model.healing = options.healing;
         model.corners = approximation == Approximation::Corners;
         // Each search gets what is left of the time limit.
         let limits = &mut search_options.limits;
@@ -1678,6 +1773,8 @@ fn weakest(
             warning_lead: ga.warning_lead.min(gb.warning_lead),
             slow_bound: ga.slow_bound.max(gb.slow_bound),
             server_detection_bound: ga.server_detection_bound.max(gb.server_detection_bound),
+            heal_settle_client: ga.heal_settle_client.max(gb.heal_settle_client),
+            heal_settle_server: ga.heal_settle_server.max(gb.heal_settle_server),
         },
     )
 }
@@ -1738,11 +1835,10 @@ mod tests {
                 Some(Status::Unreachable)
             );
         }
-        for coverage in [names::SLOW_THEN_RECOVERED, names::DETECTION_BOUND_REACHED] {
-            let config = Config::default();
-            let mut verdicts = Verdicts::new(&config, CheckOptions::default());
-            assert!(verdicts.absorb(searched_without(coverage), Partial::No));
-            assert_eq!(verdicts.report().verdict, Verdict::Proven, "{coverage}");
-        }
+        let config = Config::default();
+        let mut verdicts = Verdicts::new(&config, CheckOptions::default());
+        let coverage = names::DETECTION_BOUND_REACHED;
+        assert!(verdicts.absorb(searched_without(coverage), Partial::No));
+        assert_eq!(verdicts.report().verdict, Verdict::Proven, "{coverage}");
     }
 }

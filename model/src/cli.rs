@@ -568,14 +568,16 @@ fn guarantees_text(out: &mut String, config: &Config, report: &Report) {
     let _ = writeln!(
         out,
         "  - no spurious reconnect while the server is alive, however late its pongs: it pings every {}, the \
-         client tolerates {} of silence ({})",
+         client tolerates {} of silence; after a cut or an overload ends, once that is more than {} ago ({})",
         H(s.ping_interval),
         H(g.client_tolerance),
+        H(g.heal_settle_client),
         names::NO_SPURIOUS_RECONNECT
     );
     let _ = writeln!(
         out,
-        "  - no spurious close of a live client ({})",
+        "  - no spurious close of a live client; after a cut ends, once that is more than {} ago ({})",
+        H(g.heal_settle_server),
         names::NO_SPURIOUS_CLOSE
     );
     // The witness reaches the configured bound; a rounded proof prints a larger one.

@@ -5,12 +5,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use heartbeat_core::{CloseReason, Config, ConfigError, NetworkAssumptions, ServerEvent};
-use heartbeat_model::check::{check, names, CheckOptions, Kind, Report, Status, Verdict};
+use heartbeat_model::check::{
+    check, names, CheckOptions, HeartbeatModel, Kind, Report, Status, Verdict,
+};
 use heartbeat_model::cli::{load_config, run_check, CheckSettings, Format};
-use heartbeat_model::explore::Limits;
+use heartbeat_model::explore::{self, Limits, SearchOptions, Stop};
 use heartbeat_model::render;
 use heartbeat_model::trace::What;
 use proptest::prelude::*;
+use stateright::Model;
 
 mod common;
 use common::{ms_config, pinned, small_config};
@@ -55,7 +58,7 @@ fn default_config_is_proven_and_its_bounds_are_tight() {
     let r = full(&config);
     assert_eq!(r.verdict, Verdict::Proven, "{:?}", verdicts(&r));
     if pinned() {
-        assert_eq!(r.states(), 296_423);
+        assert_eq!(r.states(), 817_669);
     }
     assert_eq!(r.unit, Duration::from_secs(1));
     assert!(!r.rounded);
@@ -93,7 +96,7 @@ fn a_connect_timeout_beyond_the_heartbeat_path_is_inside_the_detection_bound() {
     // The default config's 206,500 and the states where the connect timer is still pending
     // for the extra 65 s.
     if pinned() {
-        assert_eq!(r.states(), 296_627);
+        assert_eq!(r.states(), 2_064_731);
     }
 }
 
@@ -127,7 +130,8 @@ fn lateness_above_the_stall_threshold_breaks_strict_flood_policing_too() {
     for (name, status) in [
         (names::WARN_BEFORE_RECONNECT, Status::Holds),
         (names::NO_MISSED_PONG, Status::Holds),
-        (names::NO_SPURIOUS_RECONNECT, Status::Fails),
+        // The reconnect that follows the close is the close's doing, not property 3's.
+        (names::NO_SPURIOUS_RECONNECT, Status::Holds),
         (names::NO_SPURIOUS_CLOSE, Status::Fails),
         (names::BOUNDED_DETECTION, Status::Fails),
         (names::SLOW_IS_TRANSIENT, Status::Fails),
@@ -160,7 +164,17 @@ fn lateness_above_the_stall_threshold_breaks_properties_5_and_6_only() {
         v.errors[0],
         heartbeat_core::ConfigError::LatenessAboveStallThreshold { .. }
     ));
-    let r = full(&config);
+    // Without healed faults (at this 500 ms unit they make it 19.7 M states, not 6.9 M): the
+    // verdicts of properties 1-7 do not depend on them here.
+    let r = check(
+        &config,
+        CheckOptions {
+            stop_at_first_failure: false,
+            healing: false,
+            ..CheckOptions::default()
+        },
+    )
+    .unwrap();
     assert_eq!(r.verdict, Verdict::Failed);
     assert_eq!(r.safety(), Some(true), "{:?}", verdicts(&r));
     let always: Vec<_> = verdicts(&r)
@@ -189,7 +203,7 @@ fn lateness_above_the_stall_threshold_breaks_properties_5_and_6_only() {
     );
     if pinned() {
         assert_eq!(lens, [Some(29), Some(24)]);
-        assert_eq!(r.states(), 6_852_352);
+        assert_eq!(r.states(), 6_852_442);
     }
 }
 
@@ -203,15 +217,22 @@ fn the_story_original_config_is_proven_with_our_server() {
     assert_eq!(r.verdict, Verdict::Proven, "{:?}", verdicts(&r));
     assert_eq!(r.unit, Duration::from_secs(1));
     if pinned() {
-        assert_eq!(r.states(), 446_109);
+        assert_eq!(r.states(), 3_316_688);
     }
-    // Within the assumptions a live server never even makes the client slow: Slow comes only
-    // before a reconnect (the required witness), never before a recovery (reported only).
+    // Within the assumptions a live server never even makes the client slow; a Slow period that
+    // ends in Recovered comes only after a cut that heals (required since faults heal).
     assert!(reached(&r, names::SLOW_REACHED));
-    assert_eq!(
-        r.property(names::SLOW_THEN_RECOVERED).unwrap().status,
-        Status::Unreachable
-    );
+    assert!(reached(&r, names::SLOW_THEN_RECOVERED));
+    let mut model = HeartbeatModel::new(config);
+    model.healing = false;
+    let found = explore::search(&model, SearchOptions::default());
+    let recovered = model
+        .properties()
+        .iter()
+        .position(|p| p.name == names::SLOW_THEN_RECOVERED)
+        .unwrap();
+    assert_eq!(found.stop, Stop::Complete);
+    assert!(found.discoveries[recovered].is_none());
 }
 
 #[test]
@@ -227,7 +248,7 @@ fn the_story_fixed_config_misses_pongs_at_its_edge() {
         Some(names::NO_MISSED_PONG)
     );
     if pinned() {
-        assert_eq!(r.states(), 33_932);
+        assert_eq!(r.states(), 106_046);
     }
 }
 
@@ -240,7 +261,7 @@ fn a_tolerance_below_server_ping_plus_latency_gets_the_shortest_counterexample()
     assert_eq!(failure.name, names::NO_SPURIOUS_RECONNECT);
     assert!(failure.trace.is_some(), "a counterexample trace");
     if pinned() {
-        assert_eq!(r.states(), 914);
+        assert_eq!(r.states(), 1_386);
         insta::assert_snapshot!(render::ascii(failure.trace.as_ref().unwrap()));
     }
 }
@@ -326,7 +347,7 @@ fn combined_faults_do_not_break_the_default_config() {
     // The exact search that decided (a probe of the exact model and the corners came first);
     // `shortest.rs` counts the same states with an independent search.
     if pinned() {
-        assert_eq!(r.runs.last().map(|run| run.states), Some(623_745));
+        assert_eq!(r.runs.last().map(|run| run.states), Some(623_851));
     }
 }
 
@@ -345,7 +366,7 @@ fn every_always(r: &Report) -> Option<bool> {
 
 /// `validate()` accepts `config` exactly when the check proved every property (1-7 with their
 /// printed bounds, and time advancing); when a rule other than R6 fails, so does one of
-/// properties 1-4. (R6 alone can break 3 and 4 too, through a probe that strict flood policing
+/// properties 1-4. (R6 alone can break 4 too, through a probe that strict flood policing
 /// counts: `lateness_above_the_stall_threshold_breaks_strict_flood_policing_too`.)
 fn agrees(config: &Config, r: &Report) -> Result<(), TestCaseError> {
     let v = config.validate();

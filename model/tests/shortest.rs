@@ -9,6 +9,7 @@ use std::time::Duration;
 use heartbeat_core::Config;
 use heartbeat_model::check::{check, CheckOptions, HeartbeatModel, Status};
 use heartbeat_model::cli::load_config;
+use heartbeat_model::explore::Limits;
 use stateright::{Expectation, Model};
 
 /// Unique states, and per property the least depth of a state that breaks it (`always`) or
@@ -60,6 +61,12 @@ fn exact_full() -> CheckOptions {
     CheckOptions {
         stop_at_first_failure: false,
         exact: true,
+        // The memory limit counts the process's resident memory, and the independent searches
+        // of the tests running beside this one hold gigabytes of whole states.
+        limits: Limits {
+            max_bytes: usize::MAX,
+            ..Limits::default()
+        },
         ..CheckOptions::default()
     }
 }

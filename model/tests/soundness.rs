@@ -85,7 +85,7 @@ fn a_budget_of_exactly_the_state_space_completes() {
         .unwrap()
         .states();
     if pinned() {
-        assert_eq!(space, 296_423);
+        assert_eq!(space, 817_669);
     }
     let r = check(&Config::default(), with_budget(space)).unwrap();
     assert_eq!(r.verdict, Verdict::Proven);
@@ -156,9 +156,18 @@ fn a_millisecond_latency_gets_a_complete_verdict() {
     assert_eq!(r.verdict, Verdict::Proven, "{:?}", statuses(&r));
     assert!(r.rounded);
     assert_eq!(r.network.max_latency, s(1));
-    assert!(r.runs.iter().skip(1).all(|run| run.stop == Stop::Complete));
-    let last = r.runs.last().unwrap();
-    assert_eq!(last.approximation, Approximation::Over);
+    // Every search after the probe finished, or (the corners) stopped once it had found the
+    // witnesses still open (a Slow period that recovers, since faults heal).
+    assert!(
+        r.runs.iter().skip(1).all(|run| run.stop == Stop::Complete
+            || (run.approximation == Approximation::Corners && run.stop == Stop::Found)),
+        "{:?}",
+        r.runs
+    );
+    assert!(r
+        .runs
+        .iter()
+        .any(|run| run.approximation == Approximation::Over && run.stop == Stop::Complete));
     // The printed bounds are the rounded ones: weaker than the configured assumptions', never
     // stronger.
     let exact = config.guarantees();

@@ -1,0 +1,83 @@
+//! Faults that heal (issue 11): a cut network comes back, an overload ends. Properties 3 and 4
+//! hold once the network has been up for the settle times `Guarantees::heal_settle_client` and
+//! `heal_settle_server`, and those are tight: one time unit less, and the model finds a
+//! reconnect (a close) after the heal.
+
+use std::time::Duration;
+
+use heartbeat_core::Config;
+use heartbeat_model::check::{names, Action, HeartbeatModel};
+use heartbeat_model::explore::{self, SearchOptions, Stop};
+use stateright::Model;
+
+mod common;
+
+fn index(model: &HeartbeatModel, name: &str) -> usize {
+    model
+        .properties()
+        .iter()
+        .position(|p| p.name == name)
+        .expect("a property of the model")
+}
+
+/// A full search of `model` (no stop at the first failure): the shortest path to each failure.
+fn search(model: &HeartbeatModel) -> explore::Found<Action> {
+    explore::search(
+        model,
+        SearchOptions {
+            stop_at_first_failure: false,
+            ..SearchOptions::default()
+        },
+    )
+}
+
+#[test]
+fn the_default_settle_times() {
+    let g = Config::default().guarantees();
+    // max(connect 15 + 1, min(T 11 + 1, P_s 25 + 1 + 2 + 1)) = 16 s.
+    assert_eq!(g.heal_settle_client, Duration::from_secs(16));
+    // min(15 + 1 + 2, 25 + 1 + 4 + 1) = 18 s.
+    assert_eq!(g.heal_settle_server, Duration::from_secs(18));
+}
+
+#[test]
+fn the_default_config_holds_over_healed_faults_and_the_settle_times_are_tight() {
+    let model = HeartbeatModel::new(Config::default());
+    let found = search(&model);
+    assert_eq!(found.stop, Stop::Complete);
+    for name in [names::NO_SPURIOUS_RECONNECT, names::NO_SPURIOUS_CLOSE] {
+        assert!(found.discoveries[index(&model, name)].is_none(), "{name}");
+    }
+    for (name, shorten) in [
+        (names::NO_SPURIOUS_RECONNECT, true),
+        (names::NO_SPURIOUS_CLOSE, false),
+    ] {
+        let mut tighter = model.clone();
+        let g = &mut tighter.guarantees;
+        if shorten {
+            g.heal_settle_client -= tighter.unit;
+        } else {
+            g.heal_settle_server -= tighter.unit;
+        }
+        let found = search(&tighter);
+        let path = found.discoveries[index(&tighter, name)]
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: a counterexample one unit below the settle time"));
+        assert!(path.contains(&Action::Heal), "{name}: {path:?}");
+    }
+}
+
+#[test]
+fn without_healing_nothing_needs_excusing() {
+    // The same model with faults that never end: properties 3 and 4 hold without settle times
+    // (they speak only of a network that is up), so healing is what the settle times are for.
+    let mut model = HeartbeatModel::new(Config::default());
+    model.healing = false;
+    model.guarantees.heal_settle_client = Duration::ZERO;
+    model.guarantees.heal_settle_server = Duration::ZERO;
+    let found = search(&model);
+    assert_eq!(found.stop, Stop::Complete);
+    for name in [names::NO_SPURIOUS_RECONNECT, names::NO_SPURIOUS_CLOSE] {
+        assert!(found.discoveries[index(&model, name)].is_none(), "{name}");
+    }
+}
