@@ -241,8 +241,8 @@ pub struct HeartbeatModel {
     /// fault per run.
     pub combined_faults: bool,
     /// Faults heal: a cut network comes back, an overload ends (at most once per run, and no
-    /// fault after; not with `combined_faults`, which explores a second fault instead, so that
-    /// each stays within a few million states).
+    /// fault after). With `combined_faults` an overload does not end (it is followed by a second
+    /// fault instead), so that the search stays near a million states.
     pub healing: bool,
     /// Extreme choices only: every message is delivered at once or at the last moment its
     /// window allows, every client timer fires on time or as late as allowed. A subset of the
@@ -1004,7 +1004,7 @@ impl Model for HeartbeatModel {
         // A cut or an overload may end at any moment (once per run): what comes after is
         // excused for the settle times, and must be right after them.
         if self.healing
-            && !self.combined_faults
+            && !(self.combined_faults && st.overloaded_once)
             && client_alive
             && st.heal == Heal::Never
             && st.mode != Mode::Dead
@@ -1012,7 +1012,12 @@ impl Model for HeartbeatModel {
         {
             actions.push(Action::Heal);
         }
-        if pristine || (self.combined_faults && st.fault_at.is_none() && client_alive) {
+        if pristine
+            || (self.combined_faults
+                && st.fault_at.is_none()
+                && client_alive
+                && st.heal == Heal::Never)
+        {
             actions.push(Action::Kill);
             actions.push(Action::Partition);
             actions.push(Action::KillClient);
