@@ -496,3 +496,36 @@ fn cross_check_regressions() {
         assert_eq!(r.safety(), Some(true), "{why}: {:?}", verdicts(&r));
     }
 }
+
+/// Flood policing closes on the (k + 1)-th strike in a row, not the k-th: a live client whose
+/// jitter can earn it exactly k strikes keeps its connection (R5's `(k + 1)`), one strike more
+/// allowed than it can earn. The random generator, in whole seconds, cannot reach this edge
+/// (R4 keeps λ ≤ 2 s too far from it), so a core that closed at the k-th strike passed the
+/// cross-check (a mutant of issue 11); this configuration fails it.
+#[test]
+fn a_live_client_with_exactly_the_allowed_strikes_is_not_closed() {
+    let ms = Duration::from_millis;
+    let mut config = common::seconds_config(
+        (4, 2, 2, 1, 2),
+        (1, 3, 3, 1),
+        NetworkAssumptions {
+            max_latency: ms(750),
+            max_server_delay: ms(0),
+            max_timer_lateness: ms(0),
+            max_server_timer_lateness: ms(0),
+        },
+    );
+    config.client.ping_interval = ms(3_500);
+    // λ = 750 ms > (I − m) + k · (P_c − m) = 500 ms: one strike is possible;
+    // λ ≤ (I − m) + (k + 1) · (P_c − m) = 1 s: a second one is not.
+    assert!(config.validate().is_ok(), "{:?}", config.validate().errors);
+    let r = full(&config);
+    assert_eq!(r.verdict, Verdict::Proven, "{:?}", verdicts(&r));
+    config.server.max_ping_strikes = 0;
+    assert!(!config.validate().is_ok());
+    let r = first_failure(&config);
+    assert_eq!(
+        r.first_failure().map(|p| p.name),
+        Some(names::NO_SPURIOUS_CLOSE)
+    );
+}
