@@ -561,14 +561,14 @@ fn guarantees_text(out: &mut String, config: &Config, report: &Report) {
     );
     let _ = writeln!(
         out,
-        "  - no missed pong while the server replies within {} ({})",
+        "  - no missed pong while the server replies within {} and nothing has failed ({})",
         H(n.max_server_delay),
         names::NO_MISSED_PONG
     );
     let _ = writeln!(
         out,
         "  - no spurious reconnect while the server is alive, however late its pongs: it pings every {}, the \
-         client tolerates {} of silence; after a cut or an overload ends, once that is more than {} ago ({})",
+         client tolerates {} of silence; after a cut or an overload ends, no reconnect of a connection the server still holds open once that is more than {} ago ({})",
         H(s.ping_interval),
         H(g.client_tolerance),
         H(g.heal_settle_client),
@@ -576,7 +576,7 @@ fn guarantees_text(out: &mut String, config: &Config, report: &Report) {
     );
     let _ = writeln!(
         out,
-        "  - no spurious close of a live client; after a cut ends, once that is more than {} ago ({})",
+        "  - no spurious close of a live client; after a cut or an overload ends, once that is more than {} ago ({})",
         H(g.heal_settle_server),
         names::NO_SPURIOUS_CLOSE
     );
