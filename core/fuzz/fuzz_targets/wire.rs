@@ -23,6 +23,14 @@ fn reference(text: &str) -> Result<Message, DecodeError> {
     if text.len() > MAX_HEARTBEAT_LEN || text.contains('\\') {
         return Err(DecodeError::NotHeartbeat);
     }
+    // serde's derived struct also reads a JSON array (`["pong", 0]`) field by field; a
+    // heartbeat is an object only (an array is the application's, issue 10).
+    if !text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+    {
+        return Err(DecodeError::NotHeartbeat);
+    }
     match serde_json::from_str::<Exact>(text) {
         Ok(Exact { r#type, seq }) if r#type == "ping" => Ok(Message::Ping { seq }),
         Ok(Exact { r#type, seq }) if r#type == "pong" => Ok(Message::Pong { seq }),
