@@ -374,33 +374,13 @@ impl HeartbeatModel {
                 }
             }
             Action::ClientTimer => {
-                if let Some(d) = st.client.poll_timeout() {
-                    let late = now.saturating_duration_since(d);
-                    if !late.is_zero() {
-                        rec.note(
-                            now,
-                            Who::Client(0),
-                            format!("timer fired {} late", crate::render::fmt_dur(late)),
-                        );
-                    }
-                }
+                rec.lateness(now, Who::Client(0), st.client.poll_timeout());
                 st.client.handle_timeout(now);
                 self.drain_client(&mut st, &mut rec);
             }
             Action::ServerTimer => {
                 if let Some(s) = st.server.as_mut() {
-                    if let Some(d) = s.poll_timeout() {
-                        let late = now.saturating_duration_since(d);
-                        if !late.is_zero() {
-                            rec.note(
-                                now,
-                                Who::Server(0),
-                                format!("timer fired {} late", crate::render::fmt_dur(late)),
-                            );
-                        }
-                    }
-                }
-                if let Some(s) = st.server.as_mut() {
+                    rec.lateness(now, Who::Server(0), s.poll_timeout());
                     s.handle_timeout(now);
                 }
                 self.drain_server(&mut st, &mut rec);
@@ -947,6 +927,18 @@ impl Recorder<'_> {
     fn note(&mut self, at: Instant, who: Who, text: impl Into<std::borrow::Cow<'static, str>>) {
         if self.trace.is_some() {
             self.push(at, who, What::note(text));
+        }
+    }
+
+    /// Notes how late a timer due at `deadline` fires at `now`, if it is late at all.
+    fn lateness(&mut self, now: Instant, who: Who, deadline: Option<Instant>) {
+        let late = deadline.map_or(Duration::ZERO, |d| now.saturating_duration_since(d));
+        if !late.is_zero() {
+            self.note(
+                now,
+                who,
+                format!("timer fired {} late", crate::render::fmt_dur(late)),
+            );
         }
     }
 }
