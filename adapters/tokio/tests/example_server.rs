@@ -644,10 +644,21 @@ async fn accept_errors_back_off_instead_of_spinning() {
             .args(["--addr", "127.0.0.1:0"]);
         let mut server = start_command(cmd, Output::Read).await;
         let addr = server.addr.clone();
+        // More connections than the server has descriptors for. A connect that is not answered
+        // within 2 s means the backlog is full (the kernel drops the SYN and retries for two
+        // minutes): the server is as saturated as it gets, so stop there.
         let mut held = Vec::new();
         for _ in 0..60 {
-            held.push(TcpStream::connect(&addr).await.unwrap());
+            match timeout(Duration::from_secs(2), TcpStream::connect(&addr)).await {
+                Ok(tcp) => held.push(tcp.unwrap()),
+                Err(_) => break,
+            }
         }
+        assert!(
+            held.len() > 32,
+            "only {} connections got in: not more than the server's 32 descriptors",
+            held.len()
+        );
         let until = Instant::now() + Duration::from_secs(5);
         let mut seen = Vec::new();
         while let Some(line) = server.next_line(until).await {
