@@ -43,7 +43,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             ping_interval: Duration::from_secs(15),
-            pong_timeout: Duration::from_secs(11),
+            pong_timeout: Duration::from_secs(12),
             slow_threshold: 2,
             max_missed_pongs: 4,
             stall_threshold: Duration::from_secs(5),
@@ -103,7 +103,8 @@ pub struct NetworkAssumptions {
     #[serde(with = "serde_duration")]
     pub max_timer_lateness: Duration,
     /// Largest lateness of the server's timers (its pings, its idle deadline) in normal
-    /// operation: a busy or descheduled backend fires them late. Default 1 s, about 37 times the
+    /// operation: a busy or descheduled backend fires them late, and handles what it reads as
+    /// late (a frame that arrived may be taken after a timer that fired). Default 1 s, about 37 times the
     /// worst p99 measured for the tokio adapter on a saturated machine (27 ms,
     /// docs/performance.md), and no more than [`crate::server::STALL_GRACE`], beyond which the
     /// server takes lateness for a stall of its own.
@@ -181,6 +182,7 @@ impl Config {
         let late_pongs = t
             <= n.max_latency
                 .saturating_mul(2)
+                .saturating_add(n.max_server_timer_lateness)
                 .saturating_add(n.max_server_delay)
                 .saturating_add(l);
         let last_evidence = if late_pongs {
@@ -233,7 +235,8 @@ impl Config {
     }
 
     /// After a heal at h: the first read is the client's next ping (sent within P_c + L,
-    /// arriving λ later) or its pong to the server's next ping (P_s + L_s, then λ + L + λ).
+    /// arriving λ later) or its pong to the server's next ping (P_s + L_s, then λ + L + λ),
+    /// handled up to L_s after it arrived.
     fn heal_settle_server(&self) -> Duration {
         let (c, s, n) = (&self.client, &self.server, &self.network);
         let (l, ls, lat) = (
@@ -241,11 +244,12 @@ impl Config {
             n.max_server_timer_lateness,
             n.max_latency,
         );
-        sum([c.ping_interval, l, lat]).min(sum([s.ping_interval, ls, lat, lat, l]))
+        sum([c.ping_interval, l, lat, ls]).min(sum([s.ping_interval, ls, lat, lat, l, ls]))
     }
 
     /// From the client's death to the server's close: the client's last message arrives at most
-    /// λ after the death, the idle deadline follows I after that read and fires up to L_s late;
+    /// λ after the death and is handled up to L_s after that, the idle deadline follows I after
+    /// that read and fires up to L_s late;
     /// a deadline handled more than [`STALL_GRACE`] late is put off once by `STALL_GRACE` and
     /// fires up to L_s late again.
     fn server_detection_bound(&self) -> Duration {
@@ -256,11 +260,13 @@ impl Config {
         } else {
             Duration::ZERO
         };
-        self.server
-            .idle_timeout
-            .saturating_add(n.max_latency)
-            .saturating_add(late)
-            .saturating_add(deferred)
+        sum([
+            self.server.idle_timeout,
+            n.max_latency,
+            late,
+            late,
+            deferred,
+        ])
     }
 }
 
@@ -279,10 +285,10 @@ mod tests {
     fn the_detection_bound_covers_the_heartbeat_path_and_the_connect_path() {
         let s = Duration::from_secs;
         let mut config = Config::default();
-        // Heartbeat path: λ + N (P_c + L) + T + L = 2 + 4 x 16 + 10 + 1; connect path 15 + 1.
-        assert_eq!(config.guarantees().detection_bound, s(79));
-        config.client.connect_timeout = s(76);
-        assert_eq!(config.guarantees().detection_bound, s(79));
+        // Heartbeat path: λ + L + N (P_c + L) + T + L = 2 + 1 + 4 x 16 + 12 + 1; connect path 15 + 1.
+        assert_eq!(config.guarantees().detection_bound, s(80));
+        config.client.connect_timeout = s(77);
+        assert_eq!(config.guarantees().detection_bound, s(80));
         config.client.connect_timeout = s(80);
         assert_eq!(config.guarantees().detection_bound, s(81));
         config.network.max_timer_lateness = Duration::ZERO;

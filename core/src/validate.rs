@@ -90,12 +90,13 @@ pub enum ConfigError {
     /// A pong can be handled after its deadline under normal load, with no server ping to stand
     /// in for it: the client would miss pongs.
     #[error(
-        "client.pong_timeout ({}) must exceed a round trip plus the server's response delay plus the client's \
-         read lateness: 2 x network.max_latency ({}) + network.max_server_delay ({}) + network.max_timer_lateness \
-         ({}) = {} (or exceed server.ping_interval ({}) + network.max_server_timer_lateness ({}) + \
-         network.max_latency + network.max_timer_lateness = {}, so that a server ping is always read in time)",
-        H(*pong_timeout), H(*max_latency), H(*max_server_delay), H(*max_timer_lateness), H(*required),
-        H(*server_ping_interval), H(*max_server_timer_lateness), H(*server_ping_gap)
+        "client.pong_timeout ({}) must exceed a round trip plus the server's read lateness and response delay \
+         plus the client's read lateness: 2 x network.max_latency ({}) + network.max_server_timer_lateness ({}) + \
+         network.max_server_delay ({}) + network.max_timer_lateness ({}) = {} (or exceed server.ping_interval ({}) \
+         + network.max_server_timer_lateness + network.max_latency + network.max_timer_lateness = {}, so that a \
+         server ping is always read in time)",
+        H(*pong_timeout), H(*max_latency), H(*max_server_timer_lateness), H(*max_server_delay),
+        H(*max_timer_lateness), H(*required), H(*server_ping_interval), H(*server_ping_gap)
     )]
     PongTimeoutTooShort {
         /// `server.ping_interval`.
@@ -146,14 +147,15 @@ pub enum ConfigError {
     },
     /// A live client could be closed by the server for idleness.
     #[error(
-        "server.idle_timeout ({}) must exceed the longest a live client can stay silent: \
+        "server.idle_timeout ({}) must exceed the longest a live client can stay silent, its last read handled \
+         at once and the next one network.max_server_timer_lateness late: \
          max(2 x network.max_latency + network.max_timer_lateness, \
          min(client.ping_interval + network.max_timer_lateness + network.max_latency, \
          server.ping_interval + network.max_server_timer_lateness + 2 x network.max_latency + network.max_timer_lateness)) \
-         = max(2 x {} + {}, min({} + {} + {}, {} + {} + 2 x {} + {})) = {}",
+         + network.max_server_timer_lateness = max(2 x {} + {}, min({} + {} + {}, {} + {} + 2 x {} + {})) + {} = {}",
         H(*idle_timeout), H(*max_latency), H(*max_timer_lateness), H(*client_ping_interval), H(*max_timer_lateness),
         H(*max_latency), H(*server_ping_interval), H(*max_server_timer_lateness), H(*max_latency),
-        H(*max_timer_lateness), H(*required)
+        H(*max_timer_lateness), H(*max_server_timer_lateness), H(*required)
     )]
     IdleTimeoutTooShort {
         /// `server.idle_timeout`.
@@ -175,11 +177,12 @@ pub enum ConfigError {
     #[error(
         "client.ping_interval ({}) must be at least server.min_client_ping_interval ({}), and the server's burst \
          allowance server.idle_timeout - server.min_client_ping_interval = {} plus (server.max_ping_strikes + 1) x \
-         (client.ping_interval - server.min_client_ping_interval) = {} x {} must cover network.max_latency ({}) of \
-         jitter: otherwise a live client collects more than {} strikes in a row",
+         (client.ping_interval - server.min_client_ping_interval) = {} x {} must cover network.max_latency ({}) + \
+         network.max_server_timer_lateness ({}) of jitter: otherwise a live client collects more than {} strikes \
+         in a row",
         H(*client_ping_interval), H(*min_client_ping_interval), H(idle_timeout.saturating_sub(*min_client_ping_interval)),
         max_ping_strikes + 1, H(client_ping_interval.saturating_sub(*min_client_ping_interval)), H(*max_latency),
-        max_ping_strikes
+        H(*max_server_timer_lateness), max_ping_strikes
     )]
     ClientPingsWouldStrike {
         /// `client.ping_interval`.
@@ -190,21 +193,25 @@ pub enum ConfigError {
         max_ping_strikes: u32,
         /// `network.max_latency`.
         max_latency: Duration,
+        /// `network.max_server_timer_lateness`.
+        max_server_timer_lateness: Duration,
         /// `server.min_client_ping_interval`.
         min_client_ping_interval: Duration,
     },
     /// A handshake within the assumptions could outlast the connect timeout.
     #[error(
-        "client.connect_timeout ({}) must exceed a handshake round trip plus the client's read lateness: \
-         2 x network.max_latency ({}) + network.max_timer_lateness ({}) = {}",
-        H(*connect_timeout), H(*max_latency), H(*max_timer_lateness),
-        H(max_latency.saturating_mul(2).saturating_add(*max_timer_lateness))
+        "client.connect_timeout ({}) must exceed a handshake round trip plus both sides' read lateness: \
+         2 x network.max_latency ({}) + network.max_server_timer_lateness ({}) + network.max_timer_lateness ({}) = {}",
+        H(*connect_timeout), H(*max_latency), H(*max_server_timer_lateness), H(*max_timer_lateness),
+        H(max_latency.saturating_mul(2).saturating_add(*max_server_timer_lateness).saturating_add(*max_timer_lateness))
     )]
     ConnectTimeoutTooShort {
         /// `client.connect_timeout`.
         connect_timeout: Duration,
         /// `network.max_latency`.
         max_latency: Duration,
+        /// `network.max_server_timer_lateness`.
+        max_server_timer_lateness: Duration,
         /// `network.max_timer_lateness`.
         max_timer_lateness: Duration,
     },
@@ -454,12 +461,13 @@ impl Config {
         let (c, s, n) = (&self.client, &self.server, &self.network);
 
         // Whatever the client reads may be handled up to L late, as its timers fire (one busy
-        // loop delays both); the server's timers fire up to L_s late, and its pings are scheduled
-        // from when they actually leave.
+        // loop delays both); the server's timers fire and its reads are handled up to L_s late,
+        // and its pings are scheduled from when they actually leave.
         let (l, ls) = (n.max_timer_lateness, n.max_server_timer_lateness);
         let round_trip = n
             .max_latency
             .saturating_mul(2)
+            .saturating_add(ls)
             .saturating_add(n.max_server_delay)
             .saturating_add(l);
         // Any read is evidence: a server ping in every pong-timeout window prevents misses too.
@@ -498,18 +506,22 @@ impl Config {
 
         // The server reads the client's pings and the client's pongs to its own pings; the
         // longest silence is the shorter of the two sources' longest gaps, or the handshake's
-        // (the response read up to L late, then the client's first ping).
+        // (the response read up to L late, then the client's first ping). Each read may be
+        // handled up to L_s after it arrived, the one before it at once.
         let lat2 = n.max_latency.saturating_mul(2);
         let ping_gap = c
             .ping_interval
             .saturating_add(l)
-            .saturating_add(n.max_latency);
+            .saturating_add(n.max_latency)
+            .saturating_add(ls);
         let pong_gap = s
             .ping_interval
             .saturating_add(ls)
             .saturating_add(lat2)
-            .saturating_add(l);
-        let arrival_gap = lat2.saturating_add(l).max(ping_gap.min(pong_gap));
+            .saturating_add(l)
+            .saturating_add(ls);
+        let handshake_gap = lat2.saturating_add(l).saturating_add(ls);
+        let arrival_gap = handshake_gap.max(ping_gap.min(pong_gap));
         if s.idle_timeout <= arrival_gap {
             v.errors.push(ConfigError::IdleTimeoutTooShort {
                 idle_timeout: s.idle_timeout,
@@ -523,28 +535,32 @@ impl Config {
         }
 
         // Flood policing (see Server): a client at the allowed rate drifts no further ahead of
-        // the schedule than the jitter minus what each interval's slack pays back.
+        // the schedule than the jitter (the latency, and the server handling one ping late and
+        // the next at once) minus what each interval's slack pays back.
+        let jitter = n.max_latency.saturating_add(ls);
         let slack = c.ping_interval.saturating_sub(s.min_client_ping_interval);
         let allowance = s
             .idle_timeout
             .saturating_sub(s.min_client_ping_interval)
             .saturating_add(slack.saturating_mul(s.max_ping_strikes.saturating_add(1)));
         if !s.min_client_ping_interval.is_zero()
-            && (c.ping_interval < s.min_client_ping_interval || n.max_latency > allowance)
+            && (c.ping_interval < s.min_client_ping_interval || jitter > allowance)
         {
             v.errors.push(ConfigError::ClientPingsWouldStrike {
                 client_ping_interval: c.ping_interval,
                 idle_timeout: s.idle_timeout,
                 max_ping_strikes: s.max_ping_strikes,
                 max_latency: n.max_latency,
+                max_server_timer_lateness: ls,
                 min_client_ping_interval: s.min_client_ping_interval,
             });
         }
 
-        if c.connect_timeout <= lat2.saturating_add(l) {
+        if c.connect_timeout <= lat2.saturating_add(ls).saturating_add(l) {
             v.errors.push(ConfigError::ConnectTimeoutTooShort {
                 connect_timeout: c.connect_timeout,
                 max_latency: n.max_latency,
+                max_server_timer_lateness: ls,
                 max_timer_lateness: l,
             });
         }

@@ -98,7 +98,7 @@ fn margin_rules_are_warnings() {
     let config = Config {
         client: ClientConfig {
             ping_interval: s(15),
-            pong_timeout: s(11),
+            pong_timeout: s(12),
             max_missed_pongs: 3,
             ..ClientConfig::default()
         },

@@ -43,7 +43,8 @@ pub mod names {
     /// A Slow period ends (recovered or reconnect) within the bound.
     pub const SLOW_IS_TRANSIENT: &str = "slow-is-transient";
     /// After the client dies, the server closes the connection within idle timeout + latency +
-    /// server timer lateness (twice that plus the stall grace when it exceeds the grace).
+    /// server read lateness + server timer lateness (+ the stall grace + the timer lateness again
+    /// when it exceeds the grace).
     pub const SERVER_CLOSES_DEAD_CLIENT: &str = "server-closes-dead-client";
     /// Non-vacuity: a Slow warning is reachable (properties 1 and 6 are about Slow periods).
     pub const SLOW_REACHED: &str = "sometimes-slow";
@@ -472,10 +473,10 @@ impl HeartbeatModel {
         if st.partitioned {
             return;
         }
-        // The client handles what it reads up to its timer lateness after it arrived: the same
+        // Each side handles what it reads up to its timer lateness after it arrived: the same
         // busy loop delays both.
         let read_late = if to_server {
-            Duration::ZERO
+            self.config.network.max_server_timer_lateness
         } else {
             self.config.network.max_timer_lateness
         };
@@ -819,7 +820,11 @@ impl HeartbeatModel {
             server: None,
             flights: vec![Flight {
                 sent: Instant::ZERO,
-                latest: Some(Instant::ZERO.saturating_add(self.latency())),
+                latest: Some(
+                    Instant::ZERO
+                        .saturating_add(self.latency())
+                        .saturating_add(self.config.network.max_server_timer_lateness),
+                ),
                 to_server: true,
                 wire: Wire::Hello,
             }],

@@ -383,7 +383,7 @@ fn text_report(
     );
     let _ = writeln!(
         out,
-        "  assumed: one-way latency <= {}, server reply delay <= {} under normal load, client timers and reads late <= {}, server timers late <= {}\n",
+        "  assumed: one-way latency <= {}, server reply delay <= {} under normal load, client timers and reads late <= {}, server timers and reads late <= {}\n",
         H(n.max_latency),
         H(n.max_server_delay),
         H(n.max_timer_lateness),
@@ -549,7 +549,7 @@ fn guarantees_text(out: &mut String, config: &Config, report: &Report) {
     let g = &report.guarantees;
     let _ = writeln!(
         out,
-        "Guarantees{}, while one-way latency <= {}, client timers and reads are late by <= {} and server timers by <= {}:",
+        "Guarantees{}, while one-way latency <= {}, client timers and reads are late by <= {} and the server's by <= {}:",
         if report.rounded {
             " (of the rounded assumptions)"
         } else {
@@ -610,7 +610,7 @@ fn guarantees_text(out: &mut String, config: &Config, report: &Report) {
     );
     let _ = writeln!(
         out,
-        "  - the server closes a dead client's connection within {} = idle timeout + latency + server timer lateness{} ({})",
+        "  - the server closes a dead client's connection within {} = idle timeout + latency + server read and timer lateness{} ({})",
         H(g.server_detection_bound),
         if n.max_server_timer_lateness > heartbeat_core::server::STALL_GRACE {
             " + stall grace + server timer lateness again (a deadline handled more than the grace late is put off once)"

@@ -25,7 +25,7 @@ fn check_proves_the_default_and_exits_zero() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("Model check: proven"), "{out}");
     assert!(
-        out.contains("a dead server or a cut network is detected within 1m19s"),
+        out.contains("a dead server or a cut network is detected within 1m20s"),
         "{out}"
     );
 }

@@ -85,7 +85,7 @@ fn a_budget_of_exactly_the_state_space_completes() {
         .unwrap()
         .states();
     if pinned() {
-        assert_eq!(space, 817_669);
+        assert_eq!(space, 1_209_320);
     }
     let r = check(&Config::default(), with_budget(space)).unwrap();
     assert_eq!(r.verdict, Verdict::Proven);
@@ -254,24 +254,8 @@ fn properties_not_decided_are_not_checked() {
         "{}",
         text.output
     );
-    // A full search decides them all.
-    let r = check(
-        &config,
-        CheckOptions {
-            stop_at_first_failure: false,
-            ..CheckOptions::default()
-        },
-    )
-    .unwrap();
-    assert_eq!(r.safety(), Some(true), "{:?}", statuses(&r));
-    assert_eq!(
-        r.property(names::BOUNDED_DETECTION).unwrap().status,
-        Status::Fails
-    );
-    assert_eq!(
-        r.property(names::SLOW_IS_TRANSIENT).unwrap().status,
-        Status::Fails
-    );
+    // A full search decides them all: 1-4 hold, 5 and 6 fail
+    // (check.rs, lateness_above_the_stall_threshold_breaks_properties_5_and_6_only).
 }
 
 /// A core whose client timer fires without moving its deadline (like `poll_timeout` ignoring

@@ -42,7 +42,7 @@ fn config() -> Config {
         },
         network: NetworkAssumptions {
             max_latency: Duration::from_millis(30),
-            max_server_delay: Duration::from_millis(100),
+            max_server_delay: Duration::from_millis(80),
             max_timer_lateness: Duration::from_millis(50),
             max_server_timer_lateness: Duration::from_millis(50),
         },
