@@ -270,6 +270,42 @@ impl Config {
     }
 }
 
+impl Config {
+    /// How long a client that pings every `period`, faster than `server.min_client_ping_interval`
+    /// (m) allows, keeps its connection: from its first ping being sent to the server's
+    /// `TooManyPings` close, at most. `None` when flood policing is off (m = 0) or `period` is
+    /// not faster than m.
+    ///
+    /// Each ping moves the policing schedule on by m, so before ping j (0-based) it stands at
+    /// least j · m after the first ping was handled, while ping j is handled at most
+    /// j · period + λ + L_s after the first was sent: ping j is a strike once
+    /// j · (m − period) − (λ + L_s) exceeds the burst allowance I − m, that is from
+    /// j₁ = ⌊(I − m + λ + L_s) / (m − period)⌋ + 1 on, and every later ping is one too. The
+    /// (k + 1)-th strike in a row, ping j₁ + k, closes, handled by (j₁ + k) · period + λ + L_s.
+    #[must_use]
+    pub fn flood_close_bound(&self, period: Duration) -> Option<Duration> {
+        let (s, n) = (&self.server, &self.network);
+        let m = s.min_client_ping_interval;
+        if m.is_zero() || period >= m {
+            return None;
+        }
+        let jitter = n.max_latency.saturating_add(n.max_server_timer_lateness);
+        let ahead = s
+            .idle_timeout
+            .saturating_sub(m)
+            .saturating_add(jitter)
+            .as_nanos();
+        let per_ping = m.saturating_sub(period).as_nanos();
+        let first_strike = ahead / per_ping + 1;
+        let closing = first_strike.saturating_add(u128::from(s.max_ping_strikes));
+        let nanos = closing.saturating_mul(period.as_nanos());
+        let sent = u64::try_from(nanos / 1_000_000_000)
+            .ok()
+            .map(|secs| Duration::new(secs, (nanos % 1_000_000_000) as u32));
+        Some(sent.map_or(Duration::MAX, |d| d.saturating_add(jitter)))
+    }
+}
+
 /// A sum that saturates: guarantees are computed for any configuration, valid or not.
 fn sum<const N: usize>(parts: [Duration; N]) -> Duration {
     parts
@@ -293,5 +329,24 @@ mod tests {
         assert_eq!(config.guarantees().detection_bound, s(81));
         config.network.max_timer_lateness = Duration::ZERO;
         assert_eq!(config.guarantees().detection_bound, s(80));
+    }
+
+    #[test]
+    fn the_flood_close_bound_counts_pings_to_the_closing_strike() {
+        let s = Duration::from_secs;
+        let config = Config::default();
+        // I − m + λ + L_s = 55 + 3 = 58 s ahead; 1 s gained per ping at 4 s: strikes from ping
+        // 59, the third in a row (k = 2) is ping 61, sent at 244 s, handled by 247 s.
+        assert_eq!(config.flood_close_bound(s(4)), Some(s(247)));
+        // Every 2.5 s: 2.5 s gained per ping, strikes from ping 24, closing ping 26 at 65 s.
+        assert_eq!(
+            config.flood_close_bound(Duration::from_millis(2500)),
+            Some(s(68))
+        );
+        assert_eq!(config.flood_close_bound(Duration::ZERO), Some(s(3)));
+        assert_eq!(config.flood_close_bound(s(5)), None, "at the allowed rate");
+        let mut off = config;
+        off.server.min_client_ping_interval = Duration::ZERO;
+        assert_eq!(off.flood_close_bound(s(1)), None, "policing off");
     }
 }

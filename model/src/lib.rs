@@ -7,6 +7,7 @@ pub mod check;
 pub mod cli;
 pub mod docs;
 pub mod explore;
+pub mod flood;
 pub mod queue;
 pub mod render;
 pub mod scenarios;
