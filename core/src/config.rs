@@ -156,6 +156,11 @@ pub struct Guarantees {
     /// misses counted meanwhile, or for a handshake cut short, for at most this long; after it,
     /// a live server's open connection is never given up (property 3 over healed faults).
     pub heal_settle_client: Duration,
+    /// Once the server is up and reachable (and stays so), a client without a connection has one
+    /// again within this long of the later of losing its connection and the server coming back:
+    /// an attempt under way may have been lost (`connect` + L), then the backoff (at most
+    /// `backoff_max`, its timer up to L late), then the handshake (2λ + L_s + L). Property 9.
+    pub reconnect_bound: Duration,
     /// After a cut network comes back, the server may still close for the silence meanwhile for
     /// at most this long (the first read after the cut comes within it); after it, a live client
     /// is never closed (property 4 over healed faults).
@@ -210,6 +215,16 @@ impl Config {
             server_detection_bound: self.server_detection_bound(),
             heal_settle_client: self.heal_settle_client(),
             heal_settle_server: self.heal_settle_server(),
+            reconnect_bound: sum([
+                c.connect_timeout,
+                c.backoff_max,
+                n.max_latency,
+                n.max_latency,
+                n.max_server_timer_lateness,
+                l,
+                l,
+                l,
+            ]),
         }
     }
 }

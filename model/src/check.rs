@@ -1773,6 +1773,7 @@ fn weakest(
             server_detection_bound: ga.server_detection_bound.max(gb.server_detection_bound),
             heal_settle_client: ga.heal_settle_client.max(gb.heal_settle_client),
             heal_settle_server: ga.heal_settle_server.max(gb.heal_settle_server),
+            reconnect_bound: ga.reconnect_bound.max(gb.reconnect_bound),
         },
     )
 }

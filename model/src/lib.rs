@@ -9,6 +9,7 @@ pub mod docs;
 pub mod explore;
 pub mod flood;
 pub mod queue;
+pub mod reconnect;
 pub mod render;
 pub mod scenarios;
 pub mod sim;
