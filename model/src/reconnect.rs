@@ -60,7 +60,8 @@ pub enum Handshake {
 /// A state of the reconnect model.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ReconnectState {
-    /// The clock (absolute: the search is finite without shifting).
+    /// The clock (canonical: shifted back by whole units so that the earliest instant held is
+    /// in the first unit).
     pub now: Instant,
     /// The real client.
     pub client: Client,
@@ -192,6 +193,34 @@ impl ReconnectModel {
 
     fn ended(&self, st: &ReconnectState) -> bool {
         st.connections >= 2 || st.failures > self.max_failures
+    }
+
+    /// Shifts the state back by whole units so that its earliest instant falls in the first
+    /// unit, and renumbers the client's pings from zero: states that differ only in when they
+    /// happen are one (the client behaves the same, `Client::shift`; the property compares
+    /// differences only).
+    fn canonicalize(&self, st: &mut ReconnectState) {
+        let earliest = [st.waiting_since, st.up_since]
+            .into_iter()
+            .flatten()
+            .fold(st.now.min(st.client.earliest_instant()), Instant::min);
+        let d = self.grid(earliest, false).since_origin();
+        let back = |t: Instant| t.saturating_sub(d);
+        st.now = back(st.now);
+        st.client.shift(d, st.client.next_seq());
+        st.waiting_since = st.waiting_since.map(back);
+        st.up_since = st.up_since.map(back);
+        st.handshake = st.handshake.map(|h| match h {
+            Handshake::Request { latest } => Handshake::Request {
+                latest: back(latest),
+            },
+            Handshake::Response { latest } => Handshake::Response {
+                latest: back(latest),
+            },
+            Handshake::Refusal { latest } => Handshake::Refusal {
+                latest: back(latest),
+            },
+        });
     }
 
     /// Carries out the client's outputs as an adapter would.
@@ -366,6 +395,7 @@ impl Model for ReconnectModel {
                 }
             }
         }
+        self.canonicalize(&mut st);
         Some(st)
     }
 
