@@ -22,6 +22,9 @@ pub mod names {
     pub const FLOOD_CLOSED_IN_TIME: &str = "flood-closed-in-time";
     /// Coverage: the close comes exactly at the bound (the bound is tight).
     pub const FLOOD_CLOSED_AT_BOUND: &str = "sometimes-flood-closed-at-bound";
+    /// Every strike the server counts is announced (`ServerEvent::Strike` with the count), so
+    /// that an adapter can log and count it.
+    pub const STRIKES_ANNOUNCED: &str = "strikes-announced";
 }
 
 /// The model of one rogue client against one configuration's server.
@@ -50,6 +53,8 @@ pub struct FloodState {
     pub flights: Vec<Instant>,
     /// When the server closed, and why.
     pub closed: Option<(Instant, CloseReason)>,
+    /// A ping raised the strike count without a `Strike` event saying so (sticky).
+    pub unannounced_strike: bool,
 }
 
 /// A step of the flood model.
@@ -117,13 +122,20 @@ impl FloodModel {
         st.now.saturating_duration_since(Instant::ZERO) > self.bound
     }
 
-    fn drain(st: &mut FloodState) {
+    /// Drains the server's outputs; the strike count announced, if any.
+    fn drain(st: &mut FloodState) -> Option<u32> {
+        let mut announced = None;
         while st.server.poll_transmit().is_some() {}
         while let Some(e) = st.server.poll_event() {
-            if let ServerEvent::Close(reason) = e {
-                st.closed.get_or_insert((st.now, reason));
+            match e {
+                ServerEvent::Close(reason) => {
+                    st.closed.get_or_insert((st.now, reason));
+                }
+                ServerEvent::Strike { strikes } => announced = Some(strikes),
+                ServerEvent::Rtt(_) => {}
             }
         }
+        announced
     }
 }
 
@@ -139,6 +151,7 @@ impl Model for FloodModel {
             sent: 0,
             flights: Vec::new(),
             closed: None,
+            unannounced_strike: false,
         }]
     }
 
@@ -182,12 +195,16 @@ impl Model for FloodModel {
                     return None;
                 }
                 st.flights.remove(0);
+                let before = st.server.strikes();
                 st.server.handle_message(now, Message::Ping { seq: 0 });
-                Self::drain(&mut st);
+                let after = st.server.strikes();
+                if Self::drain(&mut st) != (after > before).then_some(after) {
+                    st.unannounced_strike = true;
+                }
             }
             FloodAction::ServerTimer => {
                 st.server.handle_timeout(now);
-                Self::drain(&mut st);
+                let _ = Self::drain(&mut st);
             }
             FloodAction::Tick => st.now = now.saturating_add(self.unit),
         }
@@ -206,6 +223,9 @@ impl Model for FloodModel {
                     None => !m.past_bound(s),
                 },
             ),
+            Property::always(names::STRIKES_ANNOUNCED, |_, s: &FloodState| {
+                !s.unannounced_strike
+            }),
             Property::sometimes(names::FLOOD_CLOSED_AT_BOUND, |m: &Self, s: &FloodState| {
                 s.closed
                     .is_some_and(|(at, _)| at.saturating_duration_since(Instant::ZERO) == m.bound)

@@ -43,6 +43,10 @@ fn holds_and_is_tight(config: Config, period: Duration) -> usize {
         model.bound
     );
     assert!(
+        found.discoveries[index(&model, names::STRIKES_ANNOUNCED)].is_none(),
+        "{period:?}: every strike announced"
+    );
+    assert!(
         found.discoveries[index(&model, names::FLOOD_CLOSED_AT_BOUND)].is_some(),
         "{period:?}: the close at {:?} is reached",
         model.bound
