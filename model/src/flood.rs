@@ -5,7 +5,8 @@
 //!
 //! The rogue is not the real `Client` (which never pings faster than its interval and waits for
 //! each pong); it is what a hostile or broken peer does, and it sends JSON pings and protocol
-//! pings alike, which the server polices the same way. That a conforming client is never closed
+//! pings (each delivery either kind), which the server polices the same way and answers
+//! differently (a pong for JSON only). That a conforming client is never closed
 //! is property 4, in [`crate::check`].
 
 use std::time::Duration;
@@ -25,6 +26,9 @@ pub mod names {
     /// Every strike the server counts is announced (`ServerEvent::Strike` with the count), so
     /// that an adapter can log and count it.
     pub const STRIKES_ANNOUNCED: &str = "strikes-announced";
+    /// A JSON ping the server takes is answered by a pong with its number from the very call;
+    /// a protocol Ping frame never is (the WebSocket library answers it); a timer never answers.
+    pub const PINGS_ANSWERED: &str = "pings-answered-as-documented";
 }
 
 /// The model of one rogue client against one configuration's server.
@@ -55,6 +59,18 @@ pub struct FloodState {
     pub closed: Option<(Instant, CloseReason)>,
     /// A ping raised the strike count without a `Strike` event saying so (sticky).
     pub unannounced_strike: bool,
+    /// A ping was answered other than as documented: a JSON ping taken without its pong, or a
+    /// protocol Ping frame answered by the core (sticky).
+    pub misanswered: bool,
+}
+
+/// How the rogue pings: the server polices both kinds alike and answers only the first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PingKind {
+    /// `{"type":"ping","seq":N}`, answered with a pong.
+    Json,
+    /// A WebSocket Ping frame: the WebSocket library answers it, the core never does.
+    Protocol,
 }
 
 /// A step of the flood model.
@@ -62,8 +78,8 @@ pub struct FloodState {
 pub enum FloodAction {
     /// The rogue sends its next ping (exactly on its schedule).
     Send,
-    /// The server handles the oldest ping in flight.
-    Deliver,
+    /// The server handles the oldest ping in flight, sent as this kind.
+    Deliver(PingKind),
     /// The server's timer fires (on time or up to its lateness late).
     ServerTimer,
     /// One time unit passes.
@@ -122,10 +138,15 @@ impl FloodModel {
         st.now.saturating_duration_since(Instant::ZERO) > self.bound
     }
 
-    /// Drains the server's outputs; the strike count announced, if any.
-    fn drain(st: &mut FloodState) -> Option<u32> {
+    /// Drains the server's outputs: the strike count announced, if any, and the pongs.
+    fn drain(st: &mut FloodState) -> (Option<u32>, Vec<u64>) {
         let mut announced = None;
-        while st.server.poll_transmit().is_some() {}
+        let mut pongs = Vec::new();
+        while let Some(m) = st.server.poll_transmit() {
+            if let Message::Pong { seq } = m {
+                pongs.push(seq);
+            }
+        }
         while let Some(e) = st.server.poll_event() {
             match e {
                 ServerEvent::Close(reason) => {
@@ -135,7 +156,7 @@ impl FloodModel {
                 ServerEvent::Rtt(_) => {}
             }
         }
-        announced
+        (announced, pongs)
     }
 }
 
@@ -152,6 +173,7 @@ impl Model for FloodModel {
             flights: Vec::new(),
             closed: None,
             unannounced_strike: false,
+            misanswered: false,
         }]
     }
 
@@ -167,7 +189,8 @@ impl Model for FloodModel {
         // must be by its latest moment.
         let mut must_wait = send_due;
         if let Some(&oldest) = st.flights.first() {
-            actions.push(FloodAction::Deliver);
+            actions.push(FloodAction::Deliver(PingKind::Json));
+            actions.push(FloodAction::Deliver(PingKind::Protocol));
             must_wait |= oldest.saturating_add(self.window()) <= st.now;
         }
         if let Some(d) = st.server.poll_timeout() {
@@ -190,21 +213,34 @@ impl Model for FloodModel {
                 st.flights.push(now);
                 st.sent += 1;
             }
-            FloodAction::Deliver => {
+            FloodAction::Deliver(kind) => {
                 if st.flights.is_empty() {
                     return None;
                 }
                 st.flights.remove(0);
+                // One number for every ping: the server keeps the last one, and numbers that
+                // differ per ping would only multiply the states. Not zero, so that a pong with
+                // a default number is told apart.
+                let seq = 7;
                 let before = st.server.strikes();
-                st.server.handle_message(now, Message::Ping { seq: 0 });
+                match kind {
+                    PingKind::Json => st.server.handle_message(now, Message::Ping { seq }),
+                    PingKind::Protocol => st.server.handle_protocol_ping(now),
+                }
                 let after = st.server.strikes();
-                if Self::drain(&mut st) != (after > before).then_some(after) {
+                let (announced, pongs) = Self::drain(&mut st);
+                if announced != (after > before).then_some(after) {
                     st.unannounced_strike = true;
+                }
+                let answered = kind == PingKind::Json && !st.server.is_closed();
+                if pongs != if answered { vec![seq] } else { Vec::new() } {
+                    st.misanswered = true;
                 }
             }
             FloodAction::ServerTimer => {
                 st.server.handle_timeout(now);
-                let _ = Self::drain(&mut st);
+                let (_, pongs) = Self::drain(&mut st);
+                st.misanswered |= !pongs.is_empty();
             }
             FloodAction::Tick => st.now = now.saturating_add(self.unit),
         }
@@ -226,6 +262,7 @@ impl Model for FloodModel {
             Property::always(names::STRIKES_ANNOUNCED, |_, s: &FloodState| {
                 !s.unannounced_strike
             }),
+            Property::always(names::PINGS_ANSWERED, |_, s: &FloodState| !s.misanswered),
             Property::sometimes(names::FLOOD_CLOSED_AT_BOUND, |m: &Self, s: &FloodState| {
                 s.closed
                     .is_some_and(|(at, _)| at.saturating_duration_since(Instant::ZERO) == m.bound)
