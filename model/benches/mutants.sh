@@ -12,6 +12,7 @@
 #                        or /work/mutants-out/all); outside target/ so that it persists
 #   MUTANTS_TIMEOUT      seconds per cargo command of one mutant (default 600)
 #   PROPTEST_RNG_SEED    the property tests' seed (default CI's, 20261130)
+#   PROPTEST_MAX_SHRINK_ITERS  default 0: a failing case is not shrunk
 #   MUTANTS_BASELINE     `skip` to skip the unmutated model suite this script runs first
 #
 # cargo-mutants' own baseline tests only the mutated package (heartbeat-core), not the
@@ -32,6 +33,9 @@ mkdir -p "$out"
 
 export HEARTBEAT_CHANGE_DETECTORS=off
 export PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261130}"
+# A failing case kills the mutant; shrinking it (many more checks, each a model search) is for a
+# person reading a failure, and made a killed mutant run past the timeout.
+export PROPTEST_MAX_SHRINK_ITERS="${PROPTEST_MAX_SHRINK_ITERS:-0}"
 export CARGO_TERM_COLOR=never
 
 set -x
