@@ -398,7 +398,8 @@ fn cases() -> u32 {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases()))]
 
-    /// `validate()` accepts a configuration exactly when the checker proves properties 1-4.
+    /// `validate()` accepts a configuration exactly when every `always` property holds, and a
+    /// configuration that breaks any rule but R6 fails one of properties 1-4.
     #[test]
     fn validate_agrees_with_the_model_checker(config in small_config()) {
         // A search that stops at its first failure decides both sides of the agreement when
