@@ -287,8 +287,9 @@ impl Config {
 
 impl Config {
     /// How long a client that pings every `period`, faster than `server.min_client_ping_interval`
-    /// (m) allows, keeps its connection: from its first ping being sent to the server's
-    /// `TooManyPings` close, at most. `None` when flood policing is off (m = 0) or `period` is
+    /// (m) allows, keeps its connection: from its first ping being sent to the server's close,
+    /// at most (a `TooManyPings` close, or an idle one first where the rogue's own pings are
+    /// further apart than `idle_timeout` allows). `None` when flood policing is off (m = 0) or `period` is
     /// not faster than m.
     ///
     /// Each ping moves the policing schedule on by m, so before ping j (0-based) it stands at

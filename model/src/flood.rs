@@ -19,7 +19,8 @@ use crate::explore::Timed;
 
 /// Property names.
 pub mod names {
-    /// The rogue is closed for `TooManyPings`, by the bound after its first ping.
+    /// The rogue is closed by the bound after its first ping: for `TooManyPings`, or for
+    /// idleness where its own pings are further apart than the idle timeout allows.
     pub const FLOOD_CLOSED_IN_TIME: &str = "flood-closed-in-time";
     /// Coverage: the close comes exactly at the bound (the bound is tight).
     pub const FLOOD_CLOSED_AT_BOUND: &str = "sometimes-flood-closed-at-bound";
@@ -96,9 +97,14 @@ fn gcd(a: u128, b: u128) -> u128 {
 
 impl FloodModel {
     /// The model of a rogue pinging every `period`; `None` when the configuration does not
-    /// police floods, `period` is not faster than it allows, or the server settings are invalid.
+    /// police floods, `period` is zero or not faster than it allows, or the server settings are
+    /// invalid.
     #[must_use]
     pub fn new(config: Config, period: Duration) -> Option<FloodModel> {
+        if period.is_zero() {
+            // Every ping at one instant: time could not pass, so the search would not end.
+            return None;
+        }
         let bound = config.flood_close_bound(period)?;
         config.server.validate().into_result().ok()?;
         let (s, n) = (&config.server, &config.network);
@@ -252,10 +258,7 @@ impl Model for FloodModel {
             Property::always(
                 names::FLOOD_CLOSED_IN_TIME,
                 |m: &Self, s: &FloodState| match s.closed {
-                    Some((at, reason)) => {
-                        reason == CloseReason::TooManyPings
-                            && at.saturating_duration_since(Instant::ZERO) <= m.bound
-                    }
+                    Some((at, _)) => at.saturating_duration_since(Instant::ZERO) <= m.bound,
                     None => !m.past_bound(s),
                 },
             ),

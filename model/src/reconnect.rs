@@ -191,8 +191,11 @@ impl ReconnectModel {
         )
     }
 
+    /// A run ends at the second connection, or after `max_failures` failed attempts in a row
+    /// while the server is down (never while it is up: the worst case for the property is a
+    /// failure just as it comes back).
     fn ended(&self, st: &ReconnectState) -> bool {
-        st.connections >= 2 || st.failures > self.max_failures
+        st.connections >= 2 || (st.failures > self.max_failures && st.up_since.is_none())
     }
 
     /// Shifts the state back by whole units so that its earliest instant falls in the first

@@ -109,10 +109,29 @@ fn no_flood_model_without_a_flood() {
         "at the allowed rate"
     );
     assert!(
+        FloodModel::new(config, Duration::ZERO).is_none(),
+        "every ping at one instant: time could not pass"
+    );
+    assert!(
         FloodModel::new(config, s(6)).is_none(),
         "slower than allowed"
     );
     let mut off = config;
     off.server.min_client_ping_interval = Duration::ZERO;
     assert!(FloodModel::new(off, s(1)).is_none(), "policing off");
+}
+
+#[test]
+fn a_rogue_pinging_further_apart_than_the_idle_timeout_allows_is_closed_as_idle_within_the_bound() {
+    // Valid (R4 by the server's pings): a rogue pinging every 11 s, handled up to 3 s late,
+    // leaves gaps past the 13 s idle timeout, so the idle close comes before any strike run.
+    let mut config = Config::default();
+    config.server.ping_interval = s(5);
+    config.server.idle_timeout = s(13);
+    config.server.min_client_ping_interval = s(12);
+    assert!(config.validate().is_ok(), "{:?}", config.validate().errors);
+    let model = FloodModel::new(config, s(11)).expect("a flood");
+    let found = run(&model);
+    assert_eq!(found.stop, Stop::Complete);
+    assert!(found.discoveries[index(&model, names::FLOOD_CLOSED_IN_TIME)].is_none());
 }

@@ -84,3 +84,21 @@ fn a_bound_without_the_lost_attempt_fails() {
         "{path:?}"
     );
 }
+
+#[test]
+fn without_r3_a_client_facing_a_live_server_can_stay_unconnected() {
+    // connect 6 s = 2 x 2 s + 1 s + 1 s: a handshake as slow as allowed ends with the timeout.
+    let mut config = Config::default();
+    config.client.connect_timeout = Duration::from_secs(6);
+    assert!(!config.validate().is_ok(), "R3 broken");
+    let model = ReconnectModel::new(config).unwrap();
+    let found = search(
+        &model,
+        SearchOptions {
+            stop_at_first_failure: true,
+            ..SearchOptions::default()
+        },
+    );
+    assert_eq!(found.stop, Stop::Failure);
+    assert!(found.discoveries[index(&model, names::RECONNECTED_IN_TIME)].is_some());
+}

@@ -394,6 +394,9 @@ proptest! {
         prop_assert!(rounded.slow_bound >= exact.slow_bound);
         prop_assert!(rounded.warning_lead <= exact.warning_lead);
         prop_assert!(rounded.server_detection_bound >= exact.server_detection_bound);
+        prop_assert!(rounded.heal_settle_client >= exact.heal_settle_client);
+        prop_assert!(rounded.heal_settle_server >= exact.heal_settle_server);
+        prop_assert!(rounded.reconnect_bound >= exact.reconnect_bound);
         prop_assert_eq!(rounded.client_tolerance, exact.client_tolerance);
     }
 }
