@@ -46,6 +46,9 @@ pub mod names {
     /// server read lateness + server timer lateness (+ the stall grace + the timer lateness again
     /// when it exceeds the grace).
     pub const SERVER_CLOSES_DEAD_CLIENT: &str = "server-closes-dead-client";
+    /// A reconnect for missed pongs comes with the `PongMissed` event of its last miss, so that
+    /// what the user sees counts every miss.
+    pub const MISSES_ANNOUNCED: &str = "misses-announced";
     /// Non-vacuity: a Slow warning is reachable (properties 1 and 6 are about Slow periods).
     pub const SLOW_REACHED: &str = "sometimes-slow";
     /// Coverage: a Slow period that recovers is reachable.
@@ -190,6 +193,8 @@ pub struct State {
     pub slow_since: Option<Instant>,
     /// A pong was missed while everything was normal.
     pub missed_while_normal: bool,
+    /// A reconnect for missed pongs came without the `PongMissed` event of its last miss.
+    pub unannounced_miss: bool,
     /// The server closed while the network was up.
     pub closed_while_up: Option<CloseKey>,
     /// A Slow period recovered in the step that led here (for non-vacuity; cleared on the
@@ -549,8 +554,19 @@ impl HeartbeatModel {
         while let Some(m) = st.client.poll_transmit() {
             self.send(st, true, Wire::Msg(m.into()), Some(self.latency()), rec);
         }
+        let mut last_miss = None;
         while let Some(e) = st.client.poll_event() {
             rec.push(now, Who::Client(0), What::Event(e));
+            if let Event::PongMissed { missed, .. } = e {
+                last_miss = Some(missed);
+            }
+            if let Event::Reconnect {
+                reason: ReconnectReason::MissedPongs { missed },
+                ..
+            } = e
+            {
+                st.unannounced_miss |= last_miss != Some(missed);
+            }
             match e {
                 Event::PongMissed { .. }
                     if st.mode == Mode::Normal
@@ -834,6 +850,7 @@ impl HeartbeatModel {
             overloaded_once: false,
             slow_since: None,
             missed_while_normal: false,
+            unannounced_miss: false,
             closed_while_up: None,
             just_recovered: false,
             outcome: None,
@@ -1060,6 +1077,7 @@ impl Model for HeartbeatModel {
             Property::always(SERVER_CLOSES_DEAD_CLIENT, |m: &Self, s: &State| {
                 m.dead_client_closed_in_time(s)
             }),
+            Property::always(MISSES_ANNOUNCED, |_, s: &State| !s.unannounced_miss),
             Property::sometimes(SLOW_REACHED, |_, s: &State| s.slow_since.is_some()),
             Property::sometimes(SLOW_THEN_RECOVERED, |_, s: &State| s.just_recovered),
             Property::sometimes(RECONNECT_WHEN_DEAD, |_, s: &State| {

@@ -191,6 +191,7 @@ fn lateness_above_the_stall_threshold_breaks_properties_5_and_6_only() {
             (names::BOUNDED_DETECTION, Status::Fails),
             (names::SLOW_IS_TRANSIENT, Status::Fails),
             (names::SERVER_CLOSES_DEAD_CLIENT, Status::Holds),
+            (names::MISSES_ANNOUNCED, Status::Holds),
             (names::TIME_ADVANCES, Status::Holds),
         ]
     );
