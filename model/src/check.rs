@@ -271,6 +271,12 @@ fn gcd_of(values: impl IntoIterator<Item = u64>) -> u64 {
     values.into_iter().fold(0, gcd).max(1)
 }
 
+/// The greatest common divisor of `durations`, at least a microsecond (the core's resolution):
+/// the time unit of a model whose constants they are.
+pub(crate) fn unit_of(durations: impl IntoIterator<Item = Duration>) -> Duration {
+    Duration::from_micros(gcd_of(durations.into_iter().map(us)))
+}
+
 fn us(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }

@@ -87,14 +87,6 @@ pub enum FloodAction {
     Tick,
 }
 
-fn gcd(a: u128, b: u128) -> u128 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
-}
-
 impl FloodModel {
     /// The model of a rogue pinging every `period`; `None` when the configuration does not
     /// police floods, `period` is zero or not faster than it allows, or the server settings are
@@ -108,7 +100,7 @@ impl FloodModel {
         let bound = config.flood_close_bound(period)?;
         config.server.validate().into_result().ok()?;
         let (s, n) = (&config.server, &config.network);
-        let unit = [
+        let unit = crate::check::unit_of([
             period,
             s.ping_interval,
             s.idle_timeout,
@@ -116,11 +108,7 @@ impl FloodModel {
             n.max_latency,
             n.max_server_timer_lateness,
             heartbeat_core::server::STALL_GRACE,
-        ]
-        .into_iter()
-        .map(|d| d.as_nanos())
-        .fold(0, gcd);
-        let unit = Duration::from_nanos(u64::try_from(unit).ok()?.max(1));
+        ]);
         Some(FloodModel {
             config,
             period,

@@ -119,32 +119,20 @@ pub struct ReconnectModel {
     pub seed: u64,
 }
 
-fn gcd(a: u128, b: u128) -> u128 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
-}
-
 impl ReconnectModel {
     /// The model of `config`; `None` when the client settings are invalid.
     #[must_use]
     pub fn new(config: Config) -> Option<ReconnectModel> {
         config.client.validate().into_result().ok()?;
         let (c, n) = (&config.client, &config.network);
-        let unit = [
+        let unit = crate::check::unit_of([
             c.connect_timeout,
             c.backoff_initial,
             c.backoff_max,
             n.max_latency,
             n.max_timer_lateness,
             n.max_server_timer_lateness,
-        ]
-        .into_iter()
-        .map(|d| d.as_nanos())
-        .fold(0, gcd);
-        let unit = Duration::from_nanos(u64::try_from(unit).ok()?.max(1));
+        ]);
         let mut bound = config.guarantees().reconnect_bound;
         if n.max_timer_lateness < unit {
             // The backoff timer may fire up to a unit later than the core asked (see
