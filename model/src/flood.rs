@@ -89,12 +89,13 @@ pub enum FloodAction {
 
 impl FloodModel {
     /// The model of a rogue pinging every `period`; `None` when the configuration does not
-    /// police floods, `period` is zero or not faster than it allows, or the server settings are
-    /// invalid.
+    /// police floods, `period` is zero, not a whole number of microseconds or not faster than it
+    /// allows, or the server settings are invalid.
     #[must_use]
     pub fn new(config: Config, period: Duration) -> Option<FloodModel> {
-        if period.is_zero() {
-            // Every ping at one instant: time could not pass, so the search would not end.
+        if period.is_zero() || period.subsec_nanos() % 1_000 != 0 {
+            // Every ping at one instant: time could not pass, so the search would not end; and
+            // the core counts microseconds.
             return None;
         }
         let bound = config.flood_close_bound(period)?;
