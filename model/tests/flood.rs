@@ -7,7 +7,8 @@ use std::time::Duration;
 use heartbeat_core::{Config, ServerConfig};
 use heartbeat_model::explore::{search, Found, SearchOptions, Stop};
 use heartbeat_model::flood::{names, FloodAction, FloodModel};
-use stateright::Model;
+
+mod common;
 
 fn s(secs: u64) -> Duration {
     Duration::from_secs(secs)
@@ -24,11 +25,7 @@ fn run(model: &FloodModel) -> Found<FloodAction> {
 }
 
 fn index(model: &FloodModel, name: &str) -> usize {
-    model
-        .properties()
-        .iter()
-        .position(|p| p.name == name)
-        .expect("a property of the flood model")
+    common::property_index(model, name)
 }
 
 /// Complete, the bound holds, no time-lock, and the close at the bound is reached.

@@ -8,16 +8,11 @@ use std::time::Duration;
 use heartbeat_core::Config;
 use heartbeat_model::check::{names, Action, HeartbeatModel};
 use heartbeat_model::explore::{self, SearchOptions, Stop};
-use stateright::Model;
 
 mod common;
 
 fn index(model: &HeartbeatModel, name: &str) -> usize {
-    model
-        .properties()
-        .iter()
-        .position(|p| p.name == name)
-        .expect("a property of the model")
+    common::property_index(model, name)
 }
 
 /// A full search of `model` (no stop at the first failure): the shortest path to each failure.
@@ -42,29 +37,7 @@ fn the_default_settle_times() {
 
 #[test]
 fn the_default_config_holds_over_healed_faults_and_the_settle_times_are_tight() {
-    let model = HeartbeatModel::new(Config::default());
-    let found = search(&model);
-    assert_eq!(found.stop, Stop::Complete);
-    for name in [names::NO_SPURIOUS_RECONNECT, names::NO_SPURIOUS_CLOSE] {
-        assert!(found.discoveries[index(&model, name)].is_none(), "{name}");
-    }
-    for (name, shorten) in [
-        (names::NO_SPURIOUS_RECONNECT, true),
-        (names::NO_SPURIOUS_CLOSE, false),
-    ] {
-        let mut tighter = model.clone();
-        let g = &mut tighter.guarantees;
-        if shorten {
-            g.heal_settle_client -= tighter.unit;
-        } else {
-            g.heal_settle_server -= tighter.unit;
-        }
-        let found = search(&tighter);
-        let path = found.discoveries[index(&tighter, name)]
-            .as_ref()
-            .unwrap_or_else(|| panic!("{name}: a counterexample one unit below the settle time"));
-        assert!(path.contains(&Action::Heal), "{name}: {path:?}");
-    }
+    settle_times_hold_and_are_tight(Config::default());
 }
 
 /// The settle times hold and are tight, searched until the counterexample one unit below each.

@@ -8,7 +8,8 @@ use std::time::Duration;
 use heartbeat_core::Config;
 use heartbeat_model::explore::{search, Found, SearchOptions, Stop};
 use heartbeat_model::reconnect::{names, ReconnectAction, ReconnectModel};
-use stateright::Model;
+
+mod common;
 
 fn run(model: &ReconnectModel) -> Found<ReconnectAction> {
     search(
@@ -21,11 +22,7 @@ fn run(model: &ReconnectModel) -> Found<ReconnectAction> {
 }
 
 fn index(model: &ReconnectModel, name: &str) -> usize {
-    model
-        .properties()
-        .iter()
-        .position(|p| p.name == name)
-        .expect("a property of the reconnect model")
+    common::property_index(model, name)
 }
 
 #[test]

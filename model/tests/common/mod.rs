@@ -23,6 +23,16 @@ pub(crate) fn pinned() -> bool {
     }
 }
 
+/// Where the property `name` is in `model.properties()`: the order in which a search reports
+/// its discoveries.
+pub(crate) fn property_index<M: stateright::Model>(model: &M, name: &str) -> usize {
+    model
+        .properties()
+        .iter()
+        .position(|p| p.name == name)
+        .unwrap_or_else(|| panic!("no property {name} in the model"))
+}
+
 /// A configuration from its timers in whole seconds — the client's (ping interval, pong
 /// timeout, max missed pongs, slow threshold, connect timeout) and the server's (ping interval,
 /// idle timeout, min client ping interval, max strikes) — and its network assumptions.
